@@ -1,0 +1,1 @@
+"""Cross-task few-label facial landmarks (Fu et al. 2020): algorithms, without Slicer."""

@@ -1,0 +1,6 @@
+"""Shared, Slicer-independent building blocks of the landmark-detection extension.
+
+Every module (OneShotLandmarks, KneeLandmarks, FaceLandmarks) uses this package for landmark and
+image I/O, evaluation, model files, progress reporting and device selection, so that each idea has
+one implementation. Only :mod:`LandmarkCoreLib.mrml_bridge` imports ``slicer``.
+"""

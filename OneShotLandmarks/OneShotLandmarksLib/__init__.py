@@ -1,0 +1,1 @@
+"""One-shot 3D landmark detection (Wang et al. 2021): algorithms, without Slicer."""

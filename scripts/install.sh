@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Install the project and its test dependencies into ./.venv (idempotent).
+# PyTorch: the CPU wheel torch==2.13.0 is installed first when no torch is present, so that the
+# range in pyproject.toml is already satisfied and pip never pulls a multi-GB CUDA build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+# shellcheck disable=SC1091
+source .venv/bin/activate
+python -c "import torch" 2>/dev/null || pip install --quiet --disable-pip-version-check "torch==2.13.0"
+pip install --quiet --disable-pip-version-check -e ".[test]"

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Install (if needed) and run the whole test suite: lint, then pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install.sh
+source .venv/bin/activate
+ruff check .
+python -m pytest -q "$@"
