@@ -9,7 +9,7 @@ way Ctrl+C would, so the CLI stops at its next cancellation check and keeps its 
 A reader thread per pipe moves the child's output into a queue, so the pipes never fill up and
 the caller never waits on I/O. Lines that are JSON objects with a ``progress`` or ``message`` key
 become :class:`ProgressEvent`; other stdout lines are kept as log; stderr is kept so that a
-failed run raises :class:`JobFailed` with the tool's own last words.
+failed run raises :class:`JobError` with the tool's own last words.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from .errors import Cancelled, LandmarkError
 STDERR_TAIL_LINES = 40
 
 
-class JobFailed(LandmarkError):
+class JobError(LandmarkError):
     """The child process ended with a non-zero exit status; the message holds its stderr tail."""
 
     def __init__(self, command: str, returncode: int, stderr_tail: str) -> None:
@@ -245,7 +245,7 @@ class Job:
         return self.result()
 
     def result(self) -> JobResult:
-        """The outcome of a finished job; raises :class:`Cancelled` or :class:`JobFailed`."""
+        """The outcome of a finished job; raises :class:`Cancelled` or :class:`JobError`."""
         if not self.finished:
             raise RuntimeError("job has not finished")
         assert self._process is not None
@@ -254,5 +254,5 @@ class Job:
         if self._cancel_requested and returncode != 0:
             raise Cancelled(f"{self.name}: cancelled by the user; saved checkpoints were kept")
         if returncode != 0:
-            raise JobFailed(self.name, returncode, stderr)
+            raise JobError(self.name, returncode, stderr)
         return JobResult(returncode=returncode, log=list(self._log), stderr=stderr)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 from LandmarkCoreLib.errors import Cancelled
-from LandmarkCoreLib.jobs import Job, JobFailed, _parse_progress, cli_command, package_python_path
+from LandmarkCoreLib.jobs import Job, JobError, _parse_progress, cli_command, package_python_path
 
 FAKE_CLI = textwrap.dedent(
     """
@@ -77,7 +77,7 @@ def test_progress_lines_are_parsed_and_others_kept_as_log(fake_cli, tmp_path):
 
 def test_failure_raises_with_the_tools_error_line(fake_cli):
     job = Job(fake_cli("fail"), name="fake detect").start()
-    with pytest.raises(JobFailed) as info:
+    with pytest.raises(JobError) as info:
         job.wait(timeout=60)
     assert info.value.returncode == 2
     assert "fake detect failed" in str(info.value)
@@ -86,12 +86,13 @@ def test_failure_raises_with_the_tools_error_line(fake_cli):
 
 def test_cancel_interrupts_and_keeps_the_checkpoint(fake_cli, tmp_path):
     job = Job(fake_cli("train"), name="fake train").start()
-    wait_until(lambda: (tmp_path / "checkpoint.txt").exists() and int((tmp_path / "checkpoint.txt").read_text()) >= 2)
+    checkpoint = tmp_path / "checkpoint.txt"
+    wait_until(lambda: checkpoint.exists() and int(checkpoint.read_text() or 0) >= 2)
     job.cancel(grace_seconds=20)
     wait_until(lambda: job.finished)
     with pytest.raises(Cancelled):
         job.result()
-    assert int((tmp_path / "checkpoint.txt").read_text()) >= 2
+    assert int(checkpoint.read_text()) >= 2
     assert "checkpoint kept" in "\n".join(job._stderr)  # it stopped through its own handler
 
 
