@@ -1,0 +1,205 @@
+"""KneeLandmarks: KNEEL hourglass landmark detection on 2D radiographs (Tiulpin et al. 2019) in Slicer.
+
+The Widget binds the .ui to a parameter node; the Logic converts the radiograph volume node through
+``LandmarkCoreLib.mrml_bridge`` and runs ``KneeLandmarksLib`` in-process (one image takes well under a
+second) or, for a folder, the ``knee-landmarks detect`` CLI in a child process. torch-dependent
+packages are imported lazily so that the module loads before torch is installed.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Annotated
+
+import slicer
+import vtk
+from LandmarkCoreLib import slicer_support
+from slicer import (
+    vtkMRMLMarkupsFiducialNode,
+    vtkMRMLScalarVolumeNode,
+    vtkMRMLTableNode,
+    vtkMRMLVectorVolumeNode,
+)
+from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
+from slicer.util import VTKObservationMixin
+
+CITATION = (
+    "A. Tiulpin, I. Melekhov, S. Saarakkala, \"KNEEL: Knee Anatomical Landmark Localization Using "
+    "Hourglass Networks\", ICCV Workshops 2019."
+)
+MODEL_SOURCES = ("bundled cephalometric", "model file", "KNEEL snapshot")
+
+
+class KneeLandmarks(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = "Knee Landmarks"
+        self.parent.categories = ["Landmark Detection"]
+        self.parent.dependencies = []
+        self.parent.contributors = ["SlicerLandmarkDetection developers"]
+        self.parent.helpText = f"""
+Detect anatomical landmarks on a 2D radiograph with a two-stage hourglass network (KNEEL).
+Choose the radiograph, a model (the bundled cephalometric model trained on ISBI 2015, a model file
+trained with <code>knee-landmarks train</code>, or a snapshot folder published by the KNEEL authors)
+and press <b>Detect</b>. A folder of images is processed in the background.
+<p>Method: {CITATION}</p>
+"""
+        self.parent.acknowledgementText = """
+The bundled cephalometric model was trained on the ISBI 2015 challenge cephalograms (Wang et al.,
+Med Image Anal 2016; research use with citation). Knee radiographs of the OAI need a data-use agreement.
+"""
+
+
+@parameterNodeWrapper
+class KneeLandmarksParameterNode:
+    inputVolume: vtkMRMLScalarVolumeNode | vtkMRMLVectorVolumeNode
+    modelSource: Annotated[str, Choice(list(MODEL_SOURCES))] = MODEL_SOURCES[0]
+    modelPath: pathlib.Path = pathlib.Path()
+    snapshotFolder: pathlib.Path = pathlib.Path()
+    outputLandmarks: vtkMRMLMarkupsFiducialNode
+    batchInputFolder: pathlib.Path = pathlib.Path()
+    batchOutputFolder: pathlib.Path = pathlib.Path()
+    detectedLandmarks: vtkMRMLMarkupsFiducialNode
+    groundTruthLandmarks: vtkMRMLMarkupsFiducialNode
+    errorTable: vtkMRMLTableNode
+
+
+def _isSet(path: pathlib.Path) -> bool:
+    return str(path) not in ("", ".")
+
+
+class KneeLandmarksWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    """Thin GUI: binds the .ui to the parameter node, calls the Logic, shows progress and errors."""
+
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self._monitor = None
+
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/KneeLandmarks.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = KneeLandmarksLogic()
+        self._monitor = slicer_support.TaskMonitor(
+            self.ui.progressBar, self.ui.statusLabel, self.ui.cancelButton,
+            busy_widgets=[self.ui.detectButton, self.ui.batchDetectButton],
+        )
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.detectButton.connect("clicked(bool)", self.onDetect)
+        self.ui.batchDetectButton.connect("clicked(bool)", self.onBatchDetect)
+        self.ui.evaluateButton.connect("clicked(bool)", self.onEvaluate)
+        self.initializeParameterNode()
+
+    def cleanup(self) -> None:
+        self.removeObservers()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateGui)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+
+    def setParameterNode(self, inputParameterNode) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateGui)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateGui)
+            self._updateGui()
+
+    def _updateGui(self, caller=None, event=None) -> None:
+        p = self._parameterNode
+        if p is None:
+            return
+        source = p.modelSource
+        self.ui.modelPathLineEdit.enabled = source == "model file"
+        self.ui.snapshotPathLineEdit.enabled = source == "KNEEL snapshot"
+        busy = self._monitor is not None and self._monitor.busy
+        self.ui.detectButton.enabled = bool(p.inputVolume) and not busy
+        self.ui.batchDetectButton.enabled = (_isSet(p.batchInputFolder) and _isSet(p.batchOutputFolder)
+                                             and not busy)
+        self.ui.evaluateButton.enabled = bool(p.detectedLandmarks and p.groundTruthLandmarks)
+
+    def _model(self):
+        p = self._parameterNode
+        return self.logic.loadModel(p.modelSource, p.modelPath, p.snapshotFolder)
+
+    def onDetect(self) -> None:
+        if not slicer_support.ensure_torch(self.moduleName):
+            return
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay("Detection failed.", waitCursor=True):
+            model = self._model()
+            self.ui.modelInfoLabel.text = self.logic.describeModel(model)
+            node = self.logic.detect(model, p.inputVolume, p.outputLandmarks)
+            p.outputLandmarks = node
+            p.detectedLandmarks = node
+            self._monitor.status(f"{node.GetNumberOfControlPoints()} landmarks in '{node.GetName()}'. "
+                                 + slicer_support.device_notice("auto"))
+
+    def onBatchDetect(self) -> None:
+        if not slicer_support.ensure_torch(self.moduleName):
+            return
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay("Batch detection cannot start.", waitCursor=True):
+            task = self.logic.startBatchDetection(p.modelSource, p.modelPath, p.snapshotFolder,
+                                                  p.batchInputFolder, p.batchOutputFolder)
+            self._monitor.run(task, "Batch detection...", self._monitor.status)
+
+    def onEvaluate(self) -> None:
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay("Evaluation failed.", waitCursor=True):
+            table, mean = slicer_support.evaluate_markups(p.detectedLandmarks, p.groundTruthLandmarks,
+                                                          p.errorTable)
+            p.errorTable = table
+            self.ui.evaluationResultLabel.text = (
+                f"Mean radial error {mean:.2f} mm (table '{table.GetName()}')."
+            )
+
+
+class KneeLandmarksLogic(ScriptedLoadableModuleLogic):
+    """Radiograph landmark detection on MRML nodes; no GUI code."""
+
+    CLI_MODULE = "KneeLandmarksLib.cli"
+
+    def getParameterNode(self):
+        return KneeLandmarksParameterNode(super().getParameterNode())
+
+
+class KneeLandmarksTest(ScriptedLoadableModuleTest):
+    """Self-test inside Slicer (--testing): an ISBI-like radiograph through the bundled model."""
+
+    def setUp(self) -> None:
+        slicer.mrmlScene.Clear()
+
+    def runTest(self) -> None:
+        self.setUp()
+        self.test_BundledModelDetects()

@@ -1,0 +1,164 @@
+"""Static checks of the Slicer-facing files: .ui, module sources, CMake lists, icons."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from conftest import MODULES, REPO_ROOT
+from PIL import Image
+
+QT_WIDGETS = {
+    "QWidget", "QLabel", "QPushButton", "QCheckBox", "QComboBox", "QSpinBox", "QDoubleSpinBox",
+    "QProgressBar", "QLineEdit", "QGroupBox", "QFrame", "QTextEdit", "QSlider",
+}
+LAYOUTS = {"QVBoxLayout", "QHBoxLayout", "QFormLayout", "QGridLayout"}
+
+
+def ui_path(module: str) -> Path:
+    return REPO_ROOT / module / "Resources" / "UI" / f"{module}.ui"
+
+
+def ui_widgets(module: str) -> dict[str, ET.Element]:
+    widgets = ET.parse(ui_path(module)).getroot().iter("widget")
+    return {w.get("name"): w for w in widgets}
+
+
+def cmake_list(path: Path, variable: str) -> list[str]:
+    text = path.read_text()
+    match = re.search(rf"set\({variable}\s+(.*?)\)", text, re.S)
+    assert match, f"{path}: no set({variable} ...)"
+    return [item.replace("${MODULE_NAME}", path.parent.name) for item in match.group(1).split()]
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_ui_is_valid_qt_designer_xml(module):
+    root = ET.parse(ui_path(module)).getroot()
+    assert root.tag == "ui" and root.get("version") == "4.0"
+    top = root.find("widget")
+    assert root.findtext("class") == top.get("name") == module
+    assert top.get("class") == "qMRMLWidget"
+    names = [w.get("name") for w in root.iter("widget")]
+    assert len(names) == len(set(names)), "widget names must be unique"
+    declared = {cw.findtext("class"): cw for cw in root.iter("customwidget")}
+    for cw in declared.values():
+        assert cw.findtext("extends") and cw.findtext("header", "").endswith(".h")
+    for widget in root.iter("widget"):
+        cls = widget.get("class")
+        assert cls in QT_WIDGETS or cls in declared, f"{cls} is neither a Qt widget nor declared"
+    for layout in root.iter("layout"):
+        assert layout.get("class") in LAYOUTS
+        for item in layout.findall("item"):
+            assert len(list(item)) == 1 and item[0].tag in ("widget", "layout", "spacer")
+        if layout.get("class") == "QFormLayout":
+            cells = [(i.get("row"), i.get("column")) for i in layout.findall("item")]
+            assert len(cells) == len(set(cells)), f"{layout.get('name')}: two items in one cell"
+    for connection in root.iter("connection"):
+        assert connection.findtext("sender") in names and connection.findtext("receiver") in names
+    mrml_widgets = [w.get("name") for w in root.iter("widget")
+                    if w.get("class") in ("qMRMLNodeComboBox", "qMRMLSegmentSelectorWidget",
+                                          "qSlicerSimpleMarkupsWidget")]
+    receivers = {c.findtext("receiver") for c in root.iter("connection")
+                 if c.findtext("slot") == "setMRMLScene(vtkMRMLScene*)"}
+    assert set(mrml_widgets) <= receivers, "every MRML widget must receive the scene"
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_ui_has_progress_status_and_cancel(module):
+    widgets = ui_widgets(module)
+    assert widgets["progressBar"].get("class") == "QProgressBar"
+    assert widgets["cancelButton"].get("class") == "QPushButton"
+    assert widgets["statusLabel"].get("class") == "QLabel"
+    assert any(w.get("class") == "ctkCollapsibleButton" for w in widgets.values())
+    assert any(w.get("class") == "ctkPathLineEdit" for w in widgets.values())
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_every_ui_name_the_widget_uses_exists(module):
+    source = (REPO_ROOT / module / f"{module}.py").read_text()
+    used = set(re.findall(r"self\.ui\.(\w+)", source))
+    assert used, "the Widget should use its .ui"
+    missing = used - set(ui_widgets(module))
+    assert not missing, f"{module}.py uses widgets missing from the .ui: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_every_slicer_parameter_name_is_a_parameter_node_field(module, scene):
+    import importlib
+
+    parameter_class = getattr(importlib.import_module(module), f"{module}ParameterNode")
+    fields = set(parameter_class.allParameters)
+    bound = {}
+    for name, widget in ui_widgets(module).items():
+        for prop in widget.findall("property"):
+            if prop.get("name") == "SlicerParameterName":
+                assert prop.get("stdset") == "0", f"{name}: SlicerParameterName must be a dynamic property"
+                bound[name] = prop.findtext("string")
+    assert bound, "no widget is bound to the parameter node"
+    unknown = {w: p for w, p in bound.items() if p not in fields}
+    assert not unknown, f"SlicerParameterName without a parameter-node field: {unknown}"
+    assert len(set(bound.values())) == len(bound), "two widgets bound to one parameter"
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_module_cmake_lists_every_script_and_resource(module):
+    folder = REPO_ROOT / module
+    cmake = folder / "CMakeLists.txt"
+    scripts = cmake_list(cmake, "MODULE_PYTHON_SCRIPTS")
+    resources = cmake_list(cmake, "MODULE_PYTHON_RESOURCES")
+    for listed in scripts + resources:
+        assert (folder / listed).is_file(), f"{cmake} lists a missing file: {listed}"
+    lib_files = {str(p.relative_to(folder)) for p in (folder / f"{module}Lib").rglob("*.py")
+                 if "__pycache__" not in p.parts}
+    assert lib_files | {f"{module}.py"} <= set(scripts), f"not listed: {sorted(lib_files - set(scripts))}"
+    models = folder / f"{module}Lib" / "models"
+    bundled = {str(p.relative_to(folder)) for p in models.glob("*") if p.is_file()}
+    assert {f"Resources/Icons/{module}.png", f"Resources/UI/{module}.ui"} | bundled <= set(resources)
+    text = cmake.read_text()
+    assert "slicerMacroBuildScriptedModule(" in text and "slicer_add_python_unittest(SCRIPT" in text
+    assert (folder / "Testing" / "CMakeLists.txt").is_file()
+    assert (folder / "Testing" / "Python" / "CMakeLists.txt").is_file()
+
+
+def test_landmark_core_cmake_installs_every_file():
+    core = REPO_ROOT / "LandmarkCore"
+    listed = cmake_list(core / "CMakeLists.txt", "LANDMARKCORE_PYTHON_SCRIPTS")
+    files = {str(p.relative_to(core)) for p in (core / "LandmarkCoreLib").rglob("*.py")
+             if "__pycache__" not in p.parts}
+    assert files == set(listed)
+    assert "ctkMacroCompilePythonScript(" in (core / "CMakeLists.txt").read_text()
+
+
+def test_extension_cmake_metadata_and_modules():
+    text = (REPO_ROOT / "CMakeLists.txt").read_text()
+    for key in ("EXTENSION_HOMEPAGE", "EXTENSION_CATEGORY", "EXTENSION_CONTRIBUTORS", "EXTENSION_DESCRIPTION",
+                "EXTENSION_ICONURL", "EXTENSION_SCREENSHOTURLS"):
+        assert re.search(rf'set\({key} "[^"]+"\)', text), key
+    assert re.search(r'set\(EXTENSION_DEPENDS "?PyTorch"?\)', text)
+    for sub in ("LandmarkCore", *MODULES):
+        assert f"add_subdirectory({sub})" in text
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_icon_is_a_128_pixel_png(module):
+    with Image.open(REPO_ROOT / module / "Resources" / "Icons" / f"{module}.png") as icon:
+        assert icon.format == "PNG" and icon.size == (128, 128)
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_module_loads_without_torch(module):
+    """Slicer loads the module at startup, before the PyTorch extension may have installed torch."""
+    code = (
+        "import sys; sys.path.insert(0, 'Testing/slicer_modules'); import conftest; "
+        f"import {module} as m; "
+        f"assert m.{module}Logic and m.{module}Widget and m.{module}Test; "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False", "torch was imported when the module was loaded"
