@@ -40,12 +40,12 @@ class ModelFile:
     tensors: dict[str, Any] = field(default_factory=dict)
 
 
-def _canonical_update(digest: "hashlib._Hash", node: Any) -> None:
+def _canonical_update(digest: hashlib._Hash, node: Any) -> None:
     """Feed a nested structure to ``digest`` in an order- and type-stable way."""
     if isinstance(node, torch.Tensor):
         t = node.detach().cpu().contiguous()
         digest.update(f"T{t.dtype}{tuple(t.shape)}".encode())
-        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")  # 0-dim too
     elif isinstance(node, dict):
         digest.update(b"D")
         for key in sorted(node, key=str):
