@@ -24,5 +24,5 @@ class ModelFileError(LandmarkError, ValueError):
     """A model file is corrupt, truncated, foreign, or made for another module."""
 
 
-class Cancelled(LandmarkError):
+class Cancelled(LandmarkError):  # noqa: N818 (contract name; not an error of the input)
     """Long work stopped because the user asked it to; what was saved stays saved."""
