@@ -35,7 +35,7 @@ def read_image(path: str | os.PathLike, what: str = "image", dimension: int | No
     if not path.exists():
         raise InputError(label, "file does not exist")
     image = _read_dicom_series(path, label) if path.is_dir() else _read_file(path, label)
-    image = _conform_dimension(image, dimension, label)
+    image = conform_dimension(image, dimension, label)
     _check_finite(image, label)
     return image
 
@@ -62,7 +62,8 @@ def _read_dicom_series(folder: Path, label: str) -> sitk.Image:
         raise InputError(label, f"DICOM series cannot be read ({str(exc).strip()[-200:]})") from None
 
 
-def _conform_dimension(image: sitk.Image, dimension: int | None, label: str) -> sitk.Image:
+def conform_dimension(image: sitk.Image, dimension: int | None, label: str) -> sitk.Image:
+    """``image`` as a ``dimension``-D image (single-slice volume -> 2D) or InputError naming ``label``."""
     if dimension is None:
         return image
     if dimension not in (2, 3):

@@ -16,6 +16,7 @@ import vtk
 from vtk.util import numpy_support
 
 from .errors import InputError
+from .images import conform_dimension
 from .landmarks import LPS_RAS_FLIP, LandmarkSet
 from .segmentations import resample_mask
 
@@ -54,8 +55,12 @@ def _geometry_from_ijk_to_lps(ijk_to_lps: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 # --------------------------------------------------------------------------- volumes
-def volume_node_to_image(node) -> sitk.Image:
-    """SimpleITK image (LPS geometry) of a scalar or vector (e.g. RGB) volume node; voxels copied."""
+def volume_node_to_image(node, dimension: int | None = None) -> sitk.Image:
+    """SimpleITK image (LPS geometry) of a scalar or vector (e.g. RGB) volume node; voxels copied.
+
+    ``dimension=2`` turns a single-slice volume (a photograph or radiograph loaded into Slicer) into a
+    2D image; ``dimension=3`` refuses single-slice volumes (InputError naming the node).
+    """
     image_data = node.GetImageData() if node is not None else None
     if image_data is None or image_data.GetPointData().GetScalars() is None:
         raise InputError(f"volume '{node.GetName() if node else None}'", "has no image data")
@@ -65,7 +70,7 @@ def volume_node_to_image(node) -> sitk.Image:
     shape = (dims[2], dims[1], dims[0]) + ((components,) if components > 1 else ())
     image = sitk.GetImageFromArray(voxels.reshape(shape).copy(), isVector=components > 1)
     _set_geometry_from_node(image, node)
-    return image
+    return conform_dimension(image, dimension, f"volume '{node.GetName()}'")
 
 
 def _ijk_to_lps(node) -> np.ndarray:

@@ -89,6 +89,10 @@ def test_2d_image_becomes_single_slice_volume(scene):
     node = mrml_bridge.image_to_volume_node(photo, scene, "photo")
     assert node.GetImageData().GetDimensions() == (30, 20, 1)
     np.testing.assert_allclose(_ras_of_ijk(node, (10, 5, 0)), [-1.0, -0.5, 0.0])
+    back = mrml_bridge.volume_node_to_image(node, dimension=2)
+    assert back.GetSize() == (30, 20) and back.GetSpacing() == pytest.approx((0.1, 0.1))
+    with pytest.raises(InputError, match="volume 'photo': is a 2D image"):
+        mrml_bridge.volume_node_to_image(node, dimension=3)
 
 
 LANDMARKS = LandmarkSet(
