@@ -396,7 +396,9 @@ def run_evaluate(args: argparse.Namespace) -> EvaluationSummary:
     return summary
 
 
-def evaluate_isbi_observers(root: str | os.PathLike | None = None, split: str = "all", **summary_options):
+def evaluate_isbi_observers(
+    root: str | os.PathLike | None = None, split: str = "all", **summary_options
+) -> EvaluationSummary:
     """ISBI 2015: the junior annotator scored against the senior one (mm)."""
     from .datasets import isbi_cases
 
