@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-import SimpleITK as sitk  # noqa: N813 (the conventional alias)
+import SimpleITK as sitk
 
 from .atomic import atomic_path
 from .errors import InputError

@@ -10,7 +10,7 @@ non-linear transform is refused rather than silently misplaced.
 from __future__ import annotations
 
 import numpy as np
-import SimpleITK as sitk  # noqa: N813 (the conventional alias)
+import SimpleITK as sitk
 import slicer
 import vtk
 from vtk.util import numpy_support

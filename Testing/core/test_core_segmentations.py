@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import SimpleITK as sitk  # noqa: N813 (the conventional alias)
+import SimpleITK as sitk
 from LandmarkCoreLib.errors import InputError
 from LandmarkCoreLib.images import write_image
 from LandmarkCoreLib.segmentations import list_segments, read_mask, resample_mask

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import SimpleITK as sitk  # noqa: N813 (the conventional alias)
+import SimpleITK as sitk
 import slicer  # the real slicer-core wheel; a missing wheel fails the suite, never skips
 import vtk
 from LandmarkCoreLib import mrml_bridge
