@@ -1,0 +1,87 @@
+"""Settings of training and detection, in physical units (mm, degrees), JSON-able for model files."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from LandmarkCoreLib.errors import InputError
+
+
+def _from_dict(cls, values: dict[str, Any], what: str):
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise InputError(what, f"unknown settings {', '.join(unknown)}")
+    return cls(**values)
+
+
+@dataclass
+class TrainingConfig:
+    """Algorithm 1. The working grid is an isotropic cube of ``working_spacing_mm``; its size is chosen
+    from the SOI radius and ``max_translation_mm`` so that a rotated, translated SOI never leaves the
+    slices (the paper's "no missing pixels")."""
+
+    working_spacing_mm: float = 1.0
+    max_rotation_deg: float = 180.0  # per axis; 180 = any pose (targets come in arbitrary poses)
+    max_translation_mm: float = 3.0  # per axis
+    margin_mm: float = 1.0
+    width: int = 64  # U-Net channels at full resolution (paper: 64)
+    learning_rate: float = 1e-3  # paper: 0.1 (TF Adam); 1e-3 is Adam's stable default here, see README
+    lr_decay_per_epoch: float = 0.95  # the paper decreases lr with the epochs
+    batch_size: int = 32
+    volumes_per_epoch: int = 4  # random (R, T) resamplings per epoch, all slices of 3 directions each
+    max_epochs: int = 40
+    patience: int = 5
+    seed: int = 0
+    device: str = "auto"
+
+    def validate(self) -> None:
+        positive = ("working_spacing_mm", "width", "learning_rate", "batch_size", "volumes_per_epoch",
+                    "max_epochs", "patience")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise InputError(f"training setting '{name}'", f"must be > 0, got {getattr(self, name)}")
+        if not 0 <= self.max_rotation_deg <= 180 or self.max_translation_mm < 0:
+            raise InputError("training settings", "max_rotation_deg must be in [0, 180], translation >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainingConfig:
+        return _from_dict(cls, values, "training settings")
+
+
+@dataclass
+class DetectionConfig:
+    """Algorithm 2 (localization), rotation and registration settings."""
+
+    max_iterations: int = 8
+    shift_threshold_mm: float = 0.5
+    min_mass_fraction: float = 0.05  # joint probability mass / reference SOI volume below -> 'SOI not found'
+    near_equal_eigen_ratio: float = 1.15  # adjacent eigenvalues closer than this: try both axis orders
+    registration_spacing_mm: float = 0.28
+    registration_margin_mm: float = 2.0  # patch = reference landmarks' box + margin
+    linear_transform: str = "similarity"  # 'rigid' (paper) or 'similarity' (rigid + isotropic scale)
+    linear_shrink_factors: list[int] = field(default_factory=lambda: [4, 2, 1])
+    linear_iterations: int = 100
+    demons_spacings_mm: list[float] = field(default_factory=lambda: [0.56, 0.28])
+    demons_iterations: list[int] = field(default_factory=lambda: [40, 20])
+    demons_smoothing_voxels: float = 1.5
+    inference_batch: int = 64
+
+    def validate(self) -> None:
+        if self.linear_transform not in ("rigid", "similarity"):
+            raise InputError("detection setting 'linear_transform'", "must be 'rigid' or 'similarity'")
+        if len(self.demons_spacings_mm) != len(self.demons_iterations):
+            raise InputError("detection settings", "demons_spacings_mm and demons_iterations differ in length")
+        if self.max_iterations < 1 or self.shift_threshold_mm <= 0 or self.registration_spacing_mm <= 0:
+            raise InputError("detection settings", "iterations, threshold and spacing must be positive")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> DetectionConfig:
+        return _from_dict(cls, values, "detection settings")

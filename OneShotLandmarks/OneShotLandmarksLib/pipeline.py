@@ -1,0 +1,198 @@
+"""Public API: train a one-shot model from one annotated image, detect landmarks in new images.
+
+    model = train_model(reference, reference_landmarks, reference_soi, validation, validation_soi, config)
+    result = detect_landmarks(model, target, method="oneshot")   # or "registration" (naive baseline)
+
+Images are SimpleITK images (LPS, mm); landmarks are LandmarkCoreLib LandmarkSet (LPS, mm).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+from LandmarkCoreLib.device import select_device
+from LandmarkCoreLib.errors import InputError
+from LandmarkCoreLib.images import points_inside
+from LandmarkCoreLib.landmarks import LandmarkSet
+from LandmarkCoreLib.progress import CancelToken, ProgressCallback, no_progress
+from LandmarkCoreLib.segmentations import resample_mask
+
+from .config import DetectionConfig, TrainingConfig
+from .localization import localize, network_predictor
+from .model import OneShotModel
+from .orientation import candidate_rotations, choose_rotation, normalised_cross_correlation, second_moments
+from .registration import register, transport_points
+from .sampling import (
+    PatchGrid,
+    apply_pose,
+    cube_size,
+    image_axes,
+    mask_centre_and_radius,
+    pose_transform,
+    prepare_image,
+    resample,
+)
+from .training import TrainingData, train_network
+
+METHODS = ("oneshot", "registration")
+
+
+@dataclass
+class DetectionResult:
+    landmarks: LandmarkSet  # in the target's physical space (LPS mm), the reference's labels
+    method: str
+    centre: list[float]  # SOI centre found in the target (mm)
+    rotation: list[list[float]]  # reference directions -> target directions
+    centre_iterations: list[dict] = field(default_factory=list)
+    rotation_scores: list[float] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    qc: dict[str, Any] = field(default_factory=dict)  # 'patch' (target in reference frame), 'patch_points'
+
+    def log(self) -> dict[str, Any]:
+        """JSON-able record of the run (no images)."""
+        return {"method": self.method, "centre": self.centre, "rotation": self.rotation,
+                "centre_iterations": self.centre_iterations, "rotation_scores": self.rotation_scores,
+                "timings": self.timings, "linear_metric": self.qc.get("linear_metric")}
+
+
+def _require_3d(image: sitk.Image, what: str) -> None:
+    if not isinstance(image, sitk.Image) or image.GetDimension() != 3:
+        dim = image.GetDimension() if isinstance(image, sitk.Image) else type(image).__name__
+        raise InputError(what, f"must be a 3D image, got {dim}{'D' if isinstance(dim, int) else ''}")
+
+
+def _fov_centre(image: sitk.Image) -> np.ndarray:
+    return np.asarray(image.TransformContinuousIndexToPhysicalPoint([(s - 1) / 2 for s in image.GetSize()]))
+
+
+def _box_grid(points: np.ndarray, axes: np.ndarray, margin: float, spacing: float) -> sitk.Image:
+    """A grid along ``axes`` covering ``points`` plus ``margin`` mm."""
+    local = np.asarray(points) @ axes
+    low, high = local.min(0) - margin, local.max(0) + margin
+    size = np.ceil((high - low) / spacing).astype(int) + 1
+    grid = sitk.Image([int(s) for s in size], sitk.sitkUInt8)
+    grid.SetOrigin([float(v) for v in axes @ low])
+    grid.SetSpacing([float(spacing)] * 3)
+    grid.SetDirection([float(v) for v in axes.ravel()])
+    return grid
+
+
+def _checked_mask(mask: sitk.Image, image: sitk.Image, what: str) -> sitk.Image:
+    _require_3d(mask, what)
+    mask = resample_mask(mask, image)
+    if not np.any(sitk.GetArrayViewFromImage(mask)):
+        raise InputError(what, "has no foreground voxels (empty SOI mask)")
+    return mask
+
+
+def train_model(reference: sitk.Image, reference_landmarks: LandmarkSet, reference_soi: sitk.Image,
+                validation: sitk.Image, validation_soi: sitk.Image,
+                config: TrainingConfig | None = None, detection: DetectionConfig | None = None,
+                progress: ProgressCallback = no_progress, cancel: CancelToken | None = None,
+                checkpoint_path: str | os.PathLike | None = None) -> OneShotModel:
+    """Algorithm 1 plus everything detection needs from the reference; resumable via ``checkpoint_path``."""
+    config, detection = config or TrainingConfig(), detection or DetectionConfig()
+    config.validate()
+    detection.validate()
+    _require_3d(reference, "reference image")
+    _require_3d(validation, "validation image")
+    if reference_landmarks.dim != 3 or len(reference_landmarks) == 0:
+        raise InputError("reference landmarks", "need at least one 3D landmark")
+    outside = ~points_inside(reference, reference_landmarks.points)
+    if outside.any():
+        labels = [reference_landmarks.labels[i] for i in np.flatnonzero(outside)]
+        raise InputError("reference landmarks", f"outside the reference image: {', '.join(labels)}")
+    reference_soi = _checked_mask(reference_soi, reference, "reference SOI mask")
+    validation_soi = _checked_mask(validation_soi, validation, "validation SOI mask")
+    started = time.perf_counter()
+    ref_centre, ref_radius = mask_centre_and_radius(reference_soi)
+    val_centre, val_radius = mask_centre_and_radius(validation_soi)
+    spacing = config.working_spacing_mm
+    size = cube_size(max(ref_radius, val_radius), config.max_translation_mm, config.margin_mm, spacing)
+    soi_float = sitk.Cast(reference_soi, sitk.sitkFloat32)
+    data = TrainingData(prepare_image(reference, spacing), soi_float, ref_centre,
+                        prepare_image(validation, spacing), sitk.Cast(validation_soi, sitk.sitkFloat32),
+                        val_centre, size)
+    net, state = train_network(data, config, progress, cancel, checkpoint_path)
+    axes = image_axes(reference)
+    grid = PatchGrid(ref_centre, axes, spacing, (size,) * 3)
+    registration_grid = _box_grid(reference_landmarks.points, axes, detection.registration_margin_mm,
+                                  detection.registration_spacing_mm)
+    prepared_fine = prepare_image(reference, detection.registration_spacing_mm)
+    return OneShotModel(
+        training=config, detection=detection, weights={k: v.cpu() for k, v in net.state_dict().items()},
+        cube_size=size, reference_centre=ref_centre, reference_axes=axes,
+        reference_fov_offset=(ref_centre - _fov_centre(reference)) @ axes,
+        reference_soi_volume_mm3=float(sitk.GetArrayViewFromImage(reference_soi).sum() * np.prod(reference.GetSpacing())),
+        reference_patch=resample(data.reference, grid), reference_soi_patch=resample(soi_float, grid) > 0.5,
+        registration_patch=sitk.Resample(prepared_fine, registration_grid, sitk.Transform(), sitk.sitkLinear, 0.0,
+                                         sitk.sitkFloat32),
+        landmarks=reference_landmarks,
+        training_summary={"epochs": state.epoch, "best_epoch": state.best_epoch, "best_validation_loss": state.best_loss,
+                          "history": state.history, "training_seconds": state.seconds,
+                          "total_seconds": time.perf_counter() - started},
+    )
+
+
+def _estimate_pose(model: OneShotModel, target: sitk.Image, device: str, progress: ProgressCallback,
+                   cancel: CancelToken | None, timings: dict[str, float]) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Stages 2 and 3: SOI centre in the target and the rotation reference -> target."""
+    cfg, spacing = model.detection, model.training.working_spacing_mm
+    clock = time.perf_counter()
+    prepared = prepare_image(target, spacing)
+    target_axes = image_axes(target)
+    start = _fov_centre(target) + target_axes @ model.reference_fov_offset
+    predictor = network_predictor(model.network(), select_device(device), cfg.inference_batch)
+    grid = PatchGrid(start, target_axes, spacing, (model.cube_size,) * 3)
+    found = localize(predictor, prepared, start, grid, cfg.max_iterations, cfg.shift_threshold_mm,
+                     cfg.min_mass_fraction * model.reference_soi_volume_mm3, progress, cancel)
+    timings["localization"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    reference_grid = PatchGrid(model.reference_centre, model.reference_axes, spacing, (model.cube_size,) * 3)
+    _, reference_cov = second_moments(model.reference_soi_patch.astype(float), reference_grid.voxel_coordinates())
+    target_centre, target_cov = second_moments(found.probability, found.grid.voxel_coordinates())
+
+    def similarity(rotation: np.ndarray) -> float:
+        moved = resample(prepared, reference_grid, pose_transform(rotation, model.reference_centre, target_centre))
+        return normalised_cross_correlation(moved, model.reference_patch)
+
+    candidates = candidate_rotations(reference_cov, target_cov, cfg.near_equal_eigen_ratio)
+    rotation, scores = choose_rotation(candidates, similarity)
+    timings["rotation"] = time.perf_counter() - clock
+    return target_centre, rotation, {"centre_iterations": found.iterations, "rotation_scores": scores}
+
+
+def detect_landmarks(model: OneShotModel, target: sitk.Image, method: str = "oneshot",
+                     progress: ProgressCallback = no_progress, cancel: CancelToken | None = None,
+                     device: str = "auto") -> DetectionResult:
+    """Landmarks of ``model`` in ``target``. Raises SOINotFound (a LandmarkError) when the structure of
+    interest is absent, InputError for unusable input, Cancelled when ``cancel`` is set."""
+    if method not in METHODS:
+        raise InputError("detection method", f"'{method}' is not one of {', '.join(METHODS)}")
+    _require_3d(target, "target image")
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    if method == "oneshot":
+        centre, rotation, info = _estimate_pose(model, target, device, progress, cancel, timings)
+    else:
+        centre, rotation, info = model.reference_centre.copy(), np.eye(3), {}
+    clock = time.perf_counter()
+    fixed_grid = model.registration_patch
+    pose = pose_transform(rotation, model.reference_centre, centre)
+    prepared = prepare_image(target, model.detection.registration_spacing_mm)
+    fixed = sitk.Resample(prepared, fixed_grid, pose, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    registered = register(fixed, model.registration_patch, model.detection, progress, cancel)
+    patch_points = transport_points(model.landmarks.points, registered)
+    points = apply_pose(patch_points, rotation, model.reference_centre, centre)
+    timings["registration"] = time.perf_counter() - clock
+    timings["total"] = time.perf_counter() - started
+    progress(1.0, "done")
+    landmarks = LandmarkSet(list(model.landmarks.labels), points, model.landmarks.descriptions)
+    return DetectionResult(landmarks, method, centre.tolist(), rotation.tolist(), info.get("centre_iterations", []),
+                           info.get("rotation_scores", []), timings,
+                           {"patch": fixed, "patch_points": patch_points, "linear_metric": registered.metric})
