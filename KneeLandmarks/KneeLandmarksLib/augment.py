@@ -1,0 +1,121 @@
+"""Training-time augmentation (KNEEL section 3.3): geometric (affine + perspective, applied while cropping),
+textural (gamma, salt-and-pepper, median/Gaussian blur, Gaussian noise), cutout, target jitter, mixup."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812
+
+
+@dataclass
+class AugmentConfig:
+    rotation_deg: float = 10.0
+    zoom_range: float = 0.1  # zoom in [1 - r, 1 + r]
+    perspective: float = 0.05  # homographic term, fraction of the crop per side
+    shift_mm: float = 6.0  # ROI centre jitter (simulates stage-1 error; stage 2 only)
+    p_gamma: float = 0.5
+    gamma_range: float = 0.3  # gamma in [1 - r, 1 + r]
+    p_noise: float = 0.3
+    noise_std: float = 0.05
+    p_salt_pepper: float = 0.2
+    salt_pepper_fraction: float = 0.01
+    p_blur: float = 0.3  # half median 3x3, half Gaussian sigma ~ U(0.3, 1)
+    p_cutout: float = 0.5
+    cutout_fraction: float = 0.1  # side of the cut square as a fraction of the crop side
+    target_jitter_px: float = 0.0
+    mixup_alpha: float = 0.75  # Beta(alpha, alpha); <= 0 disables mixup
+
+    @classmethod
+    def none(cls) -> AugmentConfig:
+        """No augmentation at all (evaluation crops)."""
+        return cls(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+@dataclass
+class GeometryDraw:
+    zoom: float
+    angle: float
+    perspective: tuple[float, float]
+    shift: np.ndarray  # (2,) in output pixels' physical size, mm
+
+
+def draw_geometry(rng: np.random.Generator, config: AugmentConfig) -> GeometryDraw:
+    return GeometryDraw(
+        zoom=float(rng.uniform(1 - config.zoom_range, 1 + config.zoom_range)),
+        angle=float(np.deg2rad(rng.uniform(-config.rotation_deg, config.rotation_deg))),
+        perspective=tuple(rng.uniform(-config.perspective, config.perspective, 2)),
+        shift=rng.uniform(-config.shift_mm, config.shift_mm, 2),
+    )
+
+
+def _to_unit_range(crop: torch.Tensor) -> torch.Tensor:
+    low, high = crop.min(), crop.max()
+    return (crop - low) / (high - low).clamp_min(1e-6)
+
+
+def _median3(crop: torch.Tensor) -> torch.Tensor:
+    patches = F.unfold(F.pad(crop[None], (1, 1, 1, 1), mode="replicate"), kernel_size=3)
+    return patches.median(dim=1).values.reshape(crop.shape)
+
+
+def _gaussian_blur(crop: torch.Tensor, sigma: float) -> torch.Tensor:
+    radius = max(1, int(round(2.5 * sigma)))
+    x = torch.arange(-radius, radius + 1, dtype=crop.dtype)
+    kernel = torch.exp(-(x**2) / (2 * sigma**2))
+    kernel = kernel / kernel.sum()
+    padded = F.pad(crop[None], (radius, radius, radius, radius), mode="replicate")
+    out = F.conv2d(padded, kernel.reshape(1, 1, 1, -1))
+    return F.conv2d(out, kernel.reshape(1, 1, -1, 1))[0]
+
+
+def textural(crop: torch.Tensor, rng: np.random.Generator, config: AugmentConfig) -> torch.Tensor:
+    """Intensity augmentation of one crop (1, h, w); output in [0, 1]."""
+    crop = _to_unit_range(crop)
+    if rng.random() < config.p_gamma:
+        crop = crop.pow(float(rng.uniform(1 - config.gamma_range, 1 + config.gamma_range)))
+    if rng.random() < config.p_blur:
+        crop = _median3(crop) if rng.random() < 0.5 else _gaussian_blur(crop, float(rng.uniform(0.3, 1.0)))
+    if rng.random() < config.p_noise:
+        generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
+        crop = crop + config.noise_std * torch.randn(crop.shape, generator=generator)
+    if rng.random() < config.p_salt_pepper:
+        n = crop.numel()
+        idx = torch.from_numpy(rng.choice(n, int(n * config.salt_pepper_fraction), replace=False))
+        values = torch.from_numpy(rng.integers(0, 2, idx.numel()).astype(np.float32))
+        crop = crop.flatten().index_copy(0, idx, values).reshape(crop.shape)
+    return crop.clamp(0, 1)
+
+
+def cutout(crop: torch.Tensor, rng: np.random.Generator, config: AugmentConfig) -> torch.Tensor:
+    """Blank one random square (after normalisation: set to the mean, 0)."""
+    if rng.random() >= config.p_cutout:
+        return crop
+    _, h, w = crop.shape
+    side = max(1, int(config.cutout_fraction * min(h, w)))
+    y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+    crop = crop.clone()
+    crop[:, y : y + side, x : x + side] = 0.0
+    return crop
+
+
+def jitter_targets(targets: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:
+    if config.target_jitter_px <= 0:
+        return targets
+    return targets + rng.uniform(-config.target_jitter_px, config.target_jitter_px, targets.shape)
+
+
+def mixup_loss(
+    model, criterion, inputs: torch.Tensor, targets: torch.Tensor, alpha: float, generator: torch.Generator
+) -> torch.Tensor:
+    """KNEEL's mixup: lambda ~ Beta(alpha, alpha),
+    loss = lambda * L(f(x), y) + (1 - lambda) * L(f(x'), y[perm]) with x' = lambda x + (1 - lambda) x[perm]
+    (the second term pulls the mixed image to the partner's landmarks, as deep-pipeline's ``mixup_pass``)."""
+    lam = float(torch.distributions.Beta(alpha, alpha).sample())
+    perm = torch.randperm(inputs.shape[0], generator=generator)
+    mixed = lam * inputs + (1 - lam) * inputs[perm]
+    outputs = model(torch.cat([inputs, mixed], 0))
+    n = inputs.shape[0]
+    return lam * criterion(outputs[:n], targets) + (1 - lam) * criterion(outputs[n:], targets[perm])

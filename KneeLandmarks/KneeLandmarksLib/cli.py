@@ -1,0 +1,170 @@
+"""``knee-landmarks``: train a KNEEL stage, detect landmarks on 2D radiographs, evaluate detections.
+
+Examples::
+
+    knee-landmarks train --preset cephalometric --data isbi:train --stage 1 -o stage1.pt
+    knee-landmarks train --preset cephalometric --data isbi:train --stage 2 --init stage1.pt -o model.pt
+    knee-landmarks detect -o out/ 151.jpg 152.jpg --spacing 0.1        # bundled cephalometric model
+    knee-landmarks evaluate --predictions out/ --truth truth/ -o report/
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from LandmarkCoreLib.errors import LandmarkError
+from LandmarkCoreLib.evaluation import add_evaluate_arguments, run_evaluate
+from LandmarkCoreLib.progress import CancelToken, json_lines_progress, tqdm_progress
+
+from .augment import AugmentConfig
+from .losses import LOSSES
+from .network import BLOCKS
+from .presets import PRESETS
+
+EVALUATION_RADII_MM = (1.0, 1.5, 2.0, 2.5, 3.0, 4.0)
+OUTLIER_MM = 10.0
+
+
+def _progress(args, description: str):
+    return json_lines_progress() if args.progress_format == "jsonl" else tqdm_progress(description)
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--progress-format", choices=("tqdm", "jsonl"), default="tqdm")
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train stage 1 (ROI centre) or stage 2 (all landmarks in the ROI)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="cephalometric")
+    p.add_argument(
+        "--data",
+        required=True,
+        help="'isbi:train' / 'isbi:all' (ISBI 2015 in the data root) or IMAGES_DIR:LANDMARKS_DIR "
+        "(landmark files .mrk.json/.fcsv/.csv named like the images)",
+    )
+    p.add_argument("--spacing", type=float, default=None, help="pixel size (mm) of the training images")
+    p.add_argument("--stage", type=int, choices=(1, 2), required=True)
+    p.add_argument("--init", type=Path, help="stage-1 model file (required for stage 2)")
+    p.add_argument("-o", "--output", type=Path, required=True)
+    p.add_argument("--checkpoint", type=Path, help="resumable checkpoint (default: OUTPUT.ckpt)")
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--loss", choices=LOSSES, default="wing")
+    p.add_argument("--block", choices=BLOCKS, default="hmp")
+    p.add_argument("--width", type=int, help="hourglass width N (default: the preset's)")
+    p.add_argument("--depth", type=int, help="hourglass depth d (default: the preset's)")
+    p.add_argument("--dropout", type=float, default=0.25)
+    p.add_argument("--mixup-alpha", type=float, default=AugmentConfig.mixup_alpha, help="<= 0: no mixup")
+    p.add_argument("--cutout", type=float, default=AugmentConfig.p_cutout, help="cutout probability")
+    p.add_argument("--target-jitter", type=float, default=0.0, help="target jitter (input pixels)")
+    p.add_argument("--folds", type=int, default=1, help="k of a k-fold split (1: train on everything)")
+    p.add_argument("--fold", type=int, default=0, help="the validation fold")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    _add_common(p)
+
+
+def _add_detect(sub) -> None:
+    p = sub.add_parser("detect", help="detect landmarks; writes one .mrk.json per image")
+    p.add_argument("images", nargs="+", type=Path)
+    p.add_argument("-m", "--model", type=Path, help="model file (default: the bundled cephalometric model)")
+    p.add_argument("-o", "--outdir", type=Path, required=True)
+    p.add_argument("--spacing", type=float, help="pixel size (mm) overriding the files' own")
+    p.add_argument("--single-stage", action="store_true", help="skip stage 1 (ROI at the training mean)")
+    _add_common(p)
+
+
+def _run_train(args) -> None:
+    from .data import resolve_training_cases
+    from .presets import get_preset
+    from .training import TrainConfig, train_stage
+
+    augment = AugmentConfig(
+        mixup_alpha=args.mixup_alpha, p_cutout=args.cutout, target_jitter_px=args.target_jitter
+    )
+    config = TrainConfig(
+        stage=args.stage,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        loss=args.loss,
+        block=args.block,
+        width=args.width,
+        depth=args.depth,
+        dropout=args.dropout,
+        seed=args.seed,
+        n_folds=args.folds,
+        fold=args.fold,
+        threads=args.threads,
+        augment=augment,
+    )
+    cases = resolve_training_cases(args.data, args.spacing)
+    checkpoint = args.checkpoint or args.output.with_name(args.output.name + ".ckpt")
+    cancel = CancelToken()
+    train_stage(
+        cases,
+        get_preset(args.preset),
+        config,
+        args.output,
+        checkpoint,
+        args.init,
+        _progress(args, f"stage {args.stage}"),
+        cancel,
+    )
+    print(f"wrote {args.output}")
+
+
+def _run_detect(args) -> None:
+    from LandmarkCoreLib.images import read_image
+    from LandmarkCoreLib.landmarks import write_landmarks
+
+    from .pipeline import KneeModel, default_model_path, detect_landmarks
+
+    model = KneeModel.load(args.model or default_model_path())
+    progress = _progress(args, "detect")
+    for i, path in enumerate(args.images):
+        image = read_image(path, "image", dimension=2)
+        if args.spacing is not None:
+            image.SetSpacing((args.spacing, args.spacing))
+        landmarks = detect_landmarks(
+            model,
+            image,
+            single_stage=args.single_stage,
+            notice=lambda text, p=path: print(f"{p}: {text}", file=sys.stderr),
+        )
+        name = path.name.split(".")[0]
+        write_landmarks(args.outdir / f"{name}.mrk.json", landmarks)
+        progress((i + 1) / len(args.images), f"{path.name}: {len(landmarks)} landmarks")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="knee-landmarks", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_train(sub)
+    _add_detect(sub)
+    evaluate = sub.add_parser("evaluate", help="compare detections with ground truth (MRE, SDR, CED)")
+    add_evaluate_arguments(evaluate)
+    evaluate.set_defaults(radii=list(EVALUATION_RADII_MM), outlier_threshold=OUTLIER_MM)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            _run_train(args)
+        elif args.command == "detect":
+            _run_detect(args)
+        else:
+            run_evaluate(args)
+    except LandmarkError as exc:
+        print(f"knee-landmarks: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""The KNEEL hourglass network (Tiulpin et al. 2019): entry block, one hourglass, output block, soft-argmax.
+
+Module names and tensor shapes follow the authors' ``HourglassNet`` (KNEEL repository, built on
+``deep-pipeline`` 0.2.5) so that their released ``fold_*.pth`` state dicts load into
+:class:`KneelHourglass` unchanged (see :mod:`KneeLandmarksLib.kneel_import`). One quirk is kept on
+purpose for that reason: their "1x1" convolution blocks are 3x3 convolutions (padding 1).
+
+Stable API (the FaceLandmarks module reuses it for its hourglass baseline; do not change it):
+``KneelHourglass(n_landmarks, width=24, depth=6, block='hmp'|'bottleneck', in_channels=1, dropout=0.25,
+upsample='nearest'|'bilinear')`` (the paper says nearest; the authors' code and snapshots use bilinear),
+``forward(x) -> (B, K, 2)`` normalised (x, y) coordinates in [0, 1) and
+``heatmaps(x) -> (B, K, H/4, W/4)`` the logits before the soft-argmax.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import nn
+
+BLOCKS = ("hmp", "bottleneck")
+UPSAMPLING = ("nearest", "bilinear")
+
+
+def conv_bn(n_in: int, n_out: int, relu: bool) -> nn.Sequential:
+    """3x3 convolution + batch norm (+ ReLU), the unit every residual block is made of."""
+    layers: list[nn.Module] = [nn.Conv2d(n_in, n_out, kernel_size=3, padding=1), nn.BatchNorm2d(n_out)]
+    if relu:
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class Identity(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def make_skip(n_in: int, n_out: int) -> nn.Module:
+    return Identity() if n_in == n_out else conv_bn(n_in, n_out, relu=False)
+
+
+class BottleneckResidual(nn.Module):
+    """Plain hourglass residual: reduce to n_out/2, 3x3, expand to n_out (for the ablation)."""
+
+    def __init__(self, n_in: int, n_out: int) -> None:
+        super().__init__()
+        self.bottleneck = conv_bn(n_in, n_out // 2, relu=True)
+        self.conv = conv_bn(n_out // 2, n_out // 2, relu=True)
+        self.out = conv_bn(n_out // 2, n_out, relu=False)
+        self.skip = make_skip(n_in, n_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.conv(self.bottleneck(x))) + self.skip(x)
+
+
+class HMPResidual(nn.Module):
+    """Hierarchical multi-scale parallel block (Bulat & Tzimiropoulos 2017): three chained 3x3
+    convolutions with n/2, n/4, n/4 channels whose outputs are concatenated."""
+
+    def __init__(self, n_in: int, n_out: int) -> None:
+        super().__init__()
+        self.scale1 = conv_bn(n_in, n_out // 2, relu=True)
+        self.scale2 = conv_bn(n_out // 2, n_out // 4, relu=True)
+        self.scale3 = conv_bn(n_out // 4, n_out - n_out // 4 - n_out // 2, relu=False)
+        self.skip = make_skip(n_in, n_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        o1 = self.scale1(x)
+        o2 = self.scale2(o1)
+        o3 = self.scale3(o2)
+        return torch.cat([o1, o2, o3], 1) + self.skip(x)
+
+
+def make_block(kind: str, n_in: int, n_out: int) -> nn.Module:
+    return HMPResidual(n_in, n_out) if kind == "hmp" else BottleneckResidual(n_in, n_out)
+
+
+class Hourglass(nn.Module):
+    """Recursive hourglass: a pooled lower branch (recursing ``depth`` times) plus an upper branch
+    at full resolution, merged after nearest-neighbour upsampling of the lower one."""
+
+    def __init__(self, depth: int, width: int, n_in: int, n_out: int, block: str, upsample: str) -> None:
+        super().__init__()
+        self.upsample = upsample
+        self.lower1 = make_block(block, n_in, width)
+        self.lower2 = make_block(block, width, width)
+        self.lower3 = make_block(block, width, width)
+        if depth > 1:
+            self.lower4 = Hourglass(depth - 1, width, width, n_out, block, upsample)
+        else:
+            self.lower4 = make_block(block, width, n_out)
+        self.lower5 = make_block(block, n_out, n_out)
+        self.upper1 = make_block(block, n_in, width)
+        self.upper2 = make_block(block, width, width)
+        self.upper3 = make_block(block, width, n_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        low = self.lower5(self.lower4(self.lower3(self.lower2(self.lower1(F.max_pool2d(x, 2))))))
+        up = self.upper3(self.upper2(self.upper1(x)))
+        if self.upsample == "nearest":
+            return up + F.interpolate(low, size=x.shape[-2:], mode="nearest")
+        return up + F.interpolate(low, size=x.shape[-2:], mode="bilinear", align_corners=True)
+
+
+def soft_argmax(heatmaps: torch.Tensor) -> torch.Tensor:
+    """(B, K, h, w) logits -> (B, K, 2) expected (x, y), column j and row i counting as j/w, i/h."""
+    b, k, h, w = heatmaps.shape
+    probs = F.softmax(heatmaps.reshape(b, k, h * w), dim=2).reshape(b, k, h, w)
+    xs = torch.arange(w, dtype=probs.dtype, device=probs.device) / w
+    ys = torch.arange(h, dtype=probs.dtype, device=probs.device) / h
+    x = (probs.sum(2) * xs).sum(2)
+    y = (probs.sum(3) * ys).sum(2)
+    return torch.stack([x, y], dim=2)
+
+
+class KneelHourglass(nn.Module):
+    """KNEEL's single-hourglass landmark regressor (stable API, see the module docstring).
+
+    ``width`` is N of the paper (channels grow N -> 2N -> 4N in the entry block, the hourglass
+    runs at 4N with 8N outputs), ``depth`` is d (pooling levels; the input's side divided by 4
+    should be at least 2**depth). Output heatmaps are at 1/4 of the input resolution; the
+    heatmap cell (i, j) looks at input pixel (4i + 1, 4j + 1).
+    """
+
+    #: input pixels per heatmap cell and the input pixel a cell's centre sees (see class docstring)
+    stride = 4
+    cell_centre = 1.0
+
+    def __init__(
+        self,
+        n_landmarks: int,
+        width: int = 24,
+        depth: int = 6,
+        block: str = "hmp",
+        in_channels: int = 1,
+        dropout: float = 0.25,
+        upsample: str = "nearest",
+    ) -> None:
+        super().__init__()
+        if block not in BLOCKS:
+            raise ValueError(f"block must be one of {BLOCKS}, not {block!r}")
+        if upsample not in UPSAMPLING:
+            raise ValueError(f"upsample must be one of {UPSAMPLING}, not {upsample!r}")
+        self.n_landmarks, self.width, self.depth, self.block = n_landmarks, width, depth, block
+        self.layer1 = nn.Sequential(
+            nn.Conv2d(in_channels, width, kernel_size=7, stride=2, padding=3),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+            make_block(block, width, width * 2),
+            nn.MaxPool2d(2),
+        )
+        self.layer2 = nn.Sequential(
+            make_block(block, width * 2, width * 2),
+            make_block(block, width * 2, width * 2),
+            make_block(block, width * 2, width * 4),
+        )
+        self.hourglass = Hourglass(depth, width * 4, width * 4, width * 8, block, upsample)
+        self.mixer = nn.Sequential(
+            nn.Dropout2d(p=dropout),
+            conv_bn(width * 8, width * 8, relu=True),
+            nn.Dropout2d(p=dropout),
+            conv_bn(width * 8, width * 4, relu=True),
+        )
+        self.out_block = nn.Sequential(nn.Conv2d(width * 4, n_landmarks, kernel_size=1))
+
+    def heatmaps(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-landmark heatmap logits (B, K, H/4, W/4), before the soft-argmax."""
+        return self.out_block(self.mixer(self.hourglass(self.layer2(self.layer1(x)))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised landmark coordinates (B, K, 2) as (x, y) in [0, 1)."""
+        return soft_argmax(self.heatmaps(x))
+
+    def replace_head(self, n_landmarks: int) -> None:
+        """New output layer for ``n_landmarks`` (stage 2 starts from stage 1's other weights)."""
+        self.out_block = nn.Sequential(nn.Conv2d(self.width * 4, n_landmarks, kernel_size=1))
+        self.n_landmarks = n_landmarks

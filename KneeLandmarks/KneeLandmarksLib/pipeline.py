@@ -1,0 +1,209 @@
+"""Public detection API for the Slicer Logic and the CLI.
+
+::
+
+    model = KneeModel.load(default_model_path())          # or a trained / imported knee-model file
+    landmarks = detect_landmarks(model, sitk_image_2d)     # LandmarkSet in the image's physical space
+
+Stage 1 finds the ROI centre on the whole image at low resolution, stage 2 all landmarks in the ROI at
+high resolution (KNEEL's two-stage inference).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+from LandmarkCoreLib.errors import InputError, ModelFileError
+from LandmarkCoreLib.images import index_to_physical
+from LandmarkCoreLib.landmarks import LandmarkSet
+from LandmarkCoreLib.modelfile import load_model_file
+from LandmarkCoreLib.progress import ProgressCallback, no_progress
+from torch import nn
+
+from .data import (
+    ScaledImage,
+    apply_homography,
+    crop_transform,
+    image_array,
+    normalise,
+    sample_crops,
+    scale_array,
+)
+from .network import KneelHourglass
+from .presets import Preset, StageGeometry
+from .training import MODEL_KIND
+
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+DEFAULT_MODEL_NAME = "cephalometric_isbi2015.pt"
+#: an image whose both sides are below this fraction of the stage-2 field of view is refused
+MIN_FIELD_FRACTION = 0.25
+
+
+def default_model_path() -> Path:
+    """The bundled cephalometric model (trained on ISBI 2015 images 001-150)."""
+    return MODELS_DIR / DEFAULT_MODEL_NAME
+
+
+@dataclass
+class KneeModel:
+    """A loaded two-stage (or stage-2-only) KNEEL model."""
+
+    preset: Preset
+    stage1: nn.Module | None
+    stage2: nn.Module
+    config: dict
+    path: Path | None = None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> KneeModel:
+        stored = load_model_file(path, MODEL_KIND)
+        networks = stored.config.get("networks", {})
+        if "stage2" not in stored.tensors:
+            raise ModelFileError(
+                f"model file '{path}': holds no stage-2 network (a stage-1-only training "
+                "result); train stage 2 with --init pointing to it"
+            )
+        try:
+            preset = Preset.from_config(stored.config["preset"])
+            stages = {
+                name: _network(networks[name], stored.tensors[name], path, name)
+                for name in ("stage1", "stage2")
+                if name in stored.tensors
+            }
+        except (KeyError, TypeError) as exc:
+            raise ModelFileError(f"model file '{path}': incomplete configuration ({exc})") from None
+        return cls(preset, stages.get("stage1"), stages["stage2"], stored.config, Path(path))
+
+    @property
+    def landmark_names(self) -> list[str]:
+        return list(self.preset.landmark_names)
+
+
+def _network(net_config: dict, state: dict | list[dict], path, name: str) -> nn.Module:
+    """The stage's network; a list of state dicts (imported KNEEL folds) becomes a fold ensemble."""
+    from .kneel_import import FoldEnsemble, load_into_network
+
+    if isinstance(state, list):
+        folds = [
+            load_into_network(s, net_config, f"model file '{path}' {name} fold {i}")
+            for i, s in enumerate(state)
+        ]
+        return FoldEnsemble(folds).eval()
+    return load_into_network(state, net_config, f"model file '{path}' {name}").eval()
+
+
+def prepare_image(
+    image: sitk.Image, notice: Callable[[str], None] | None = None
+) -> tuple[sitk.Image, np.ndarray]:
+    """A 2D geometry image and its (rows, cols) float32 pixels; a single-slice 3D volume is reduced to 2D,
+    vector (RGB) pixels are averaged to grey with a notice."""
+    if image.GetDimension() == 3:
+        if image.GetSize()[2] != 1:
+            raise InputError(
+                "image",
+                f"a 3D volume with {image.GetSize()[2]} slices; KNEEL needs one 2D "
+                "radiograph (a single slice)",
+            )
+        image = image[:, :, 0]
+    elif image.GetDimension() != 2:
+        raise InputError("image", f"{image.GetDimension()}D images are not supported; give a 2D radiograph")
+    if image.GetNumberOfComponentsPerPixel() > 1 and notice is not None:
+        notice(f"{image.GetNumberOfComponentsPerPixel()}-component (colour) pixels were converted to grey")
+    return image, image_array(image)
+
+
+def check_field_of_view(image: sitk.Image, preset: Preset) -> None:
+    extent = np.array(image.GetSize()[:2], dtype=float) * np.array(image.GetSpacing()[:2])
+    field = np.array(preset.stage2.field_mm)
+    if np.all(extent < MIN_FIELD_FRACTION * field) or min(image.GetSize()[:2]) < 16:
+        raise InputError(
+            "image",
+            f"{extent[0]:.1f} x {extent[1]:.1f} mm ({image.GetSize()[0]} x {image.GetSize()[1]} px) "
+            f"is far smaller than the model's {field[0]:.0f} x {field[1]:.0f} mm field of view; "
+            "is the pixel spacing right?",
+        )
+
+
+def network_input(crop: torch.Tensor, config: dict, in_channels: int) -> torch.Tensor:
+    """Intensity normalisation the model was trained with, grey repeated to ``in_channels``.
+
+    Own models: each crop standardised. Imported KNEEL models: the crop's 0.5-99.5 percentile range
+    mapped to [0, 1] (their 8-bit X-ray preprocessing, approximately), then their channel mean/std."""
+    recipe = config.get("input_normalisation")
+    if recipe is None:
+        return normalise(crop).expand(-1, in_channels, -1, -1)
+    low, high = torch.quantile(crop.flatten(), torch.tensor([0.005, 0.995], dtype=crop.dtype))
+    unit = ((crop - low) / (high - low).clamp_min(1e-6)).clamp(0, 1).expand(-1, in_channels, -1, -1)
+    mean = torch.tensor(recipe["mean"], dtype=crop.dtype).reshape(1, -1, 1, 1)
+    std = torch.tensor(recipe["std"], dtype=crop.dtype).reshape(1, -1, 1, 1)
+    return (unit - mean) / std
+
+
+def run_stage(
+    network: nn.Module,
+    scaled: ScaledImage,
+    centre: np.ndarray,
+    geometry: StageGeometry,
+    mirror: bool,
+    config: dict,
+) -> np.ndarray:
+    """Landmarks (K, 2) in ``scaled`` index space from one crop centred on ``centre``."""
+    matrix = crop_transform(centre, geometry.size, mirror=mirror)
+    crop = sample_crops([scaled.array], [matrix], geometry.size)
+    in_channels = next(network.parameters()).shape[1]
+    with torch.inference_mode():
+        coords = network(network_input(crop, config, in_channels))[0].double().numpy()
+    offset = 0.0 if config.get("coordinate_convention") == "kneel" else KneelHourglass.cell_centre
+    return apply_homography(matrix, coords * np.array(geometry.size) + offset)
+
+
+def roi_centre_mm(
+    model: KneeModel, array: np.ndarray, spacing: tuple[float, float], mirror: bool, single_stage: bool
+) -> np.ndarray:
+    """ROI centre in original-index millimetres (index * spacing): stage 1, or the training prior."""
+    preset = model.preset
+    rows, cols = array.shape
+    image_centre = np.array([(cols - 1) * spacing[0], (rows - 1) * spacing[1]]) / 2
+    offset = np.array(preset.roi_offset_mm)
+    if mirror:
+        offset[0] = -offset[0]
+    if single_stage or model.stage1 is None:
+        prior = np.array(model.config.get("roi_prior_mm", [0.0, 0.0]))
+        return image_centre + prior * np.array([-1.0 if mirror else 1.0, 1.0]) + offset
+    scaled = scale_array(array, spacing, preset.stage1.spacing_mm)
+    centre = scaled.from_original(image_centre / np.array(spacing))
+    point = run_stage(model.stage1, scaled, centre, preset.stage1, mirror, model.config)[0]
+    return scaled.to_original(point) * np.array(spacing) + offset
+
+
+def detect_landmarks(
+    model: KneeModel,
+    image: sitk.Image,
+    progress: ProgressCallback = no_progress,
+    single_stage: bool = False,
+    mirror: bool = False,
+    notice: Callable[[str], None] | None = None,
+) -> LandmarkSet:
+    """Landmarks of ``model``'s preset on a 2D ``image``, in the image's physical space (LPS mm; a plain
+    JPEG/PNG: column * spacing, row * spacing). ``mirror`` flips the image left-right first (KNEEL's
+    left knees); ``single_stage`` skips stage 1 and uses the training-set mean ROI position."""
+    image, array = prepare_image(image, notice)
+    check_field_of_view(image, model.preset)
+    spacing = tuple(float(s) for s in image.GetSpacing()[:2])
+    progress(0.1, "stage 1: locating the region of interest")
+    centre_mm = roi_centre_mm(model, array, spacing, mirror, single_stage)
+    progress(0.5, "stage 2: locating the landmarks")
+    scaled = scale_array(array, spacing, model.preset.stage2.spacing_mm)
+    centre = scaled.from_original(centre_mm / np.array(spacing))
+    points = scaled.to_original(
+        run_stage(model.stage2, scaled, centre, model.preset.stage2, mirror, model.config)
+    )
+    progress(1.0, "done")
+    names = model.landmark_names
+    return LandmarkSet(names, index_to_physical(image, points), None, "KNEEL landmarks")

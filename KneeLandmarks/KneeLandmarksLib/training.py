@@ -1,0 +1,379 @@
+"""Training of one KNEEL stage: Adam, wing loss, augmentation, mixup, dropout, k-fold, checkpoints.
+
+Stage 1 learns the ROI centre (one low-budget point per image: the landmark centroid) on the whole image
+at low resolution. Stage 2 learns all landmarks inside the ROI at high resolution and starts from stage
+1's weights (all but the output layer): KNEEL's transfer from low-budget annotations.
+
+A checkpoint (kind ``knee-checkpoint``) is written after every epoch; a run given the same checkpoint
+path resumes after the last finished epoch. The RNG is re-seeded per epoch from ``seed`` and the epoch
+number, so a resumed run sees the same draws as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from LandmarkCoreLib.errors import InputError, ModelFileError
+from LandmarkCoreLib.modelfile import ModelFile, load_model_file, save_model_file
+from LandmarkCoreLib.progress import CancelToken, ProgressCallback, no_progress
+
+from .augment import AugmentConfig, cutout, draw_geometry, jitter_targets, mixup_loss, textural
+from .data import (
+    ScaledImage,
+    TrainingCase,
+    apply_homography,
+    crop_transform,
+    image_and_points,
+    normalise,
+    sample_crops,
+)
+from .losses import make_loss
+from .network import KneelHourglass
+from .presets import Preset, StageGeometry
+
+MODEL_KIND = "knee-model"
+CHECKPOINT_KIND = "knee-checkpoint"
+
+
+@dataclass
+class TrainConfig:
+    stage: int = 2
+    epochs: int = 60
+    batch_size: int = 8
+    learning_rate: float = 1e-3
+    loss: str = "wing"
+    wing_width: float = 15.0
+    wing_curvature: float = 3.0
+    block: str = "hmp"
+    width: int | None = None  # None: the preset's
+    depth: int | None = None
+    dropout: float = 0.25
+    seed: int = 0
+    n_folds: int = 1  # > 1: hold out fold ``fold`` for validation
+    fold: int = 0
+    threads: int = 1
+    #: stage 1 with every landmark as target instead of the ROI centre (the one-stage ablation)
+    stage1_all_landmarks: bool = False
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def to_config(self) -> dict:
+        return asdict(self)
+
+
+def network_config(preset: Preset, config: TrainConfig, n_outputs: int) -> dict:
+    return {
+        "n_landmarks": n_outputs,
+        "width": config.width or preset.width,
+        "depth": config.depth or preset.depth,
+        "block": config.block,
+        "dropout": config.dropout,
+    }
+
+
+def build_network(net_config: dict) -> KneelHourglass:
+    return KneelHourglass(**net_config)
+
+
+def stage_geometry(preset: Preset, stage: int) -> StageGeometry:
+    return preset.stage1 if stage == 1 else preset.stage2
+
+
+def fold_split(n_cases: int, n_folds: int, fold: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) case indices for ``fold`` of a seeded ``n_folds`` split (all/none if 1)."""
+    order = np.random.default_rng(seed).permutation(n_cases)
+    if n_folds <= 1:
+        return np.sort(order), np.array([], dtype=int)
+    if not 0 <= fold < n_folds:
+        raise InputError("fold", f"{fold} is not in 0..{n_folds - 1}")
+    val = np.sort(order[fold::n_folds])
+    return np.setdiff1d(np.arange(n_cases), val), val
+
+
+@dataclass
+class StageSample:
+    scaled: ScaledImage
+    points: np.ndarray  # (K, 2) landmarks in scaled-array index space
+    mirror: bool
+
+
+def load_stage_samples(
+    cases: list[TrainingCase], spacing_mm: float, progress: ProgressCallback, cancel: CancelToken | None
+) -> list[StageSample]:
+    samples = []
+    for i, case in enumerate(cases):
+        if cancel is not None:
+            cancel.check()
+        scaled, points = image_and_points(case, spacing_mm)
+        samples.append(StageSample(scaled, points, case.mirror))
+        progress(None, f"loaded {i + 1}/{len(cases)} images at {spacing_mm} mm")
+    return samples
+
+
+def stage_centre(sample: StageSample, preset: Preset, stage: int) -> np.ndarray:
+    """Where the crop of ``sample`` is centred (scaled-array index): the whole image for stage 1, the
+    ROI around the landmark centroid for stage 2."""
+    if stage == 1:
+        rows, cols = sample.scaled.array.shape
+        return np.array([(cols - 1) / 2, (rows - 1) / 2])
+    offset = np.array(preset.roi_offset_mm) / preset.stage2.spacing_mm
+    if sample.mirror:
+        offset[0] = -offset[0]
+    return sample.points.mean(0) + offset
+
+
+def stage_targets(sample: StageSample, stage: int, all_landmarks: bool = False) -> np.ndarray:
+    return sample.points.mean(0, keepdims=True) if stage == 1 and not all_landmarks else sample.points
+
+
+def make_batch(
+    samples: list[StageSample],
+    preset: Preset,
+    stage: int,
+    augment: AugmentConfig,
+    rng: np.random.Generator,
+    all_landmarks: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Augmented, normalised crops (B, 1, h, w) and targets in input pixels (B, K, 2)."""
+    geometry = stage_geometry(preset, stage)
+    matrices, targets = [], []
+    for sample in samples:
+        draw = draw_geometry(rng, augment)
+        centre = stage_centre(sample, preset, stage) + draw.shift / geometry.spacing_mm
+        matrix = crop_transform(centre, geometry.size, draw.zoom, draw.angle, draw.perspective, sample.mirror)
+        matrices.append(matrix)
+        target = apply_homography(np.linalg.inv(matrix), stage_targets(sample, stage, all_landmarks))
+        targets.append(jitter_targets(target, rng, augment))
+    crops = sample_crops([s.scaled.array for s in samples], matrices, geometry.size)
+    crops = torch.stack([textural(c, rng, augment) for c in crops])
+    crops = normalise(crops)
+    crops = torch.stack([cutout(c, rng, augment) for c in crops])
+    return crops, torch.from_numpy(np.stack(targets)).float()
+
+
+def to_pixels(coords: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Network output (B, K, 2) in [0, 1) -> input pixel (column, row)."""
+    scale = torch.tensor(size, dtype=coords.dtype)
+    return coords * scale + KneelHourglass.cell_centre
+
+
+def _checkpoint_tensors(model, optimizer, scheduler, epoch: int, history: list) -> dict:
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "epoch": epoch,
+        "history": history,
+    }
+
+
+def _restore(checkpoint: Path, config_dict: dict, model, optimizer, scheduler) -> tuple[int, list]:
+    stored = load_model_file(checkpoint, CHECKPOINT_KIND)
+    expected = json.loads(json.dumps(config_dict))  # as stored: tuples become lists
+    if stored.config.get("train") != expected["train"] or stored.config.get("preset") != expected["preset"]:
+        raise ModelFileError(
+            f"checkpoint '{checkpoint}': it was written by a run with another configuration; "
+            "use a new checkpoint path or the same settings"
+        )
+    model.load_state_dict(stored.tensors["model"])
+    optimizer.load_state_dict(stored.tensors["optimizer"])
+    scheduler.load_state_dict(stored.tensors["scheduler"])
+    return int(stored.tensors["epoch"]), list(stored.tensors["history"])
+
+
+def initialise_from(model: KneelHourglass, init_model: Path) -> None:
+    """Copy every tensor but the output layer from a trained model's stage 1 (transfer learning)."""
+    stored = load_model_file(init_model, MODEL_KIND)
+    source = stored.tensors.get("stage1")
+    if source is None:
+        raise ModelFileError(f"model file '{init_model}': has no stage-1 network to start stage 2 from")
+    own = model.state_dict()
+    transferable = {
+        k: v
+        for k, v in source.items()
+        if not k.startswith("out_block") and k in own and own[k].shape == v.shape
+    }
+    if len(transferable) < len(own) - 2:
+        raise ModelFileError(
+            f"model file '{init_model}': its stage-1 network does not match this stage-2 network "
+            f"(width/depth/block differ: {len(transferable)} of {len(own)} tensors fit)"
+        )
+    model.load_state_dict(transferable, strict=False)
+
+
+def stage_errors(
+    model: KneelHourglass, samples: list[StageSample], preset: Preset, stage: int, all_landmarks: bool = False
+) -> np.ndarray:
+    """Radial errors (cases, K) in mm of ``model`` on un-augmented crops centred as in training."""
+    geometry = stage_geometry(preset, stage)
+    model.eval()
+    errors = []
+    with torch.no_grad():
+        for start in range(0, len(samples), 8):
+            chunk = samples[start : start + 8]
+            crops, targets = make_batch(
+                chunk, preset, stage, AugmentConfig.none(), np.random.default_rng(0), all_landmarks
+            )
+            pred = to_pixels(model(crops), geometry.size)
+            errors.append(torch.linalg.norm(pred - targets, dim=2).numpy() * geometry.spacing_mm)
+    return np.concatenate(errors)
+
+
+def evaluate_stage(
+    model: KneelHourglass, samples: list[StageSample], preset: Preset, stage: int, all_landmarks: bool = False
+) -> float:
+    """Mean radial error (mm), see :func:`stage_errors`."""
+    if not samples:
+        return float("nan")
+    return float(stage_errors(model, samples, preset, stage, all_landmarks).mean())
+
+
+def train_stage(
+    cases: list[TrainingCase],
+    preset: Preset,
+    config: TrainConfig,
+    output: str | os.PathLike,
+    checkpoint: str | os.PathLike | None = None,
+    init_model: str | os.PathLike | None = None,
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+) -> ModelFile:
+    """Train one stage on ``cases`` and write a ``knee-model`` file to ``output``.
+
+    Stage 2 needs ``init_model`` (a model file with stage 1, from :func:`train_stage` with
+    ``stage=1``): its stage-1 network is copied into the output file and, unless the configuration
+    says otherwise, used to initialise stage 2.
+    """
+    if config.stage not in (1, 2):
+        raise InputError("stage", f"{config.stage} is not 1 or 2")
+    if config.stage == 2 and init_model is None:
+        raise InputError("stage 2", "needs the stage-1 model file (init_model) to chain the stages")
+    if not cases:
+        raise InputError("training data", "no training cases")
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    one_point = config.stage == 1 and not config.stage1_all_landmarks
+    n_outputs = 1 if one_point else len(preset.landmark_names)
+    net_config = network_config(preset, config, n_outputs)
+    model = build_network(net_config)
+    if config.stage == 2:
+        initialise_from(model, Path(init_model))
+    geometry = stage_geometry(preset, config.stage)
+    samples = load_stage_samples(cases, geometry.spacing_mm, progress, cancel)
+    train_idx, val_idx = fold_split(len(samples), config.n_folds, config.fold, config.seed)
+    train_samples = [samples[i] for i in train_idx]
+    val_samples = [samples[i] for i in val_idx]
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    steps_per_epoch = math.ceil(len(train_samples) / config.batch_size)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * steps_per_epoch)
+    criterion = make_loss(config.loss, config.wing_width, config.wing_curvature)
+    run_config = {"train": config.to_config(), "preset": preset.to_config(), "network": net_config}
+    start_epoch, history = 0, []
+    if checkpoint is not None and Path(checkpoint).exists():
+        start_epoch, history = _restore(Path(checkpoint), run_config, model, optimizer, scheduler)
+    for epoch in range(start_epoch, config.epochs):
+        started = time.perf_counter()
+        loss = _train_epoch(
+            model, train_samples, preset, config, criterion, optimizer, scheduler, epoch, progress, cancel
+        )
+        val_mre = evaluate_stage(model, val_samples, preset, config.stage, config.stage1_all_landmarks)
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "loss": loss,
+                "val_mre_mm": val_mre,
+                "seconds": time.perf_counter() - started,
+            }
+        )
+        if checkpoint is not None:
+            save_model_file(
+                checkpoint,
+                ModelFile(
+                    CHECKPOINT_KIND,
+                    run_config,
+                    _checkpoint_tensors(model, optimizer, scheduler, epoch + 1, history),
+                ),
+            )
+        progress(
+            (epoch + 1) / config.epochs,
+            f"stage {config.stage} epoch {epoch + 1}/{config.epochs} loss {loss:.3f}"
+            + ("" if math.isnan(val_mre) else f" val MRE {val_mre:.2f} mm"),
+        )
+    result = _model_file(model, net_config, preset, config, history, init_model)
+    result.config["roi_prior_mm"] = roi_prior_mm(train_samples, geometry.spacing_mm)
+    save_model_file(output, result)
+    return result
+
+
+def _train_epoch(
+    model, samples, preset, config, criterion, optimizer, scheduler, epoch, progress, cancel
+) -> float:
+    rng = np.random.default_rng([config.seed, epoch])
+    generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
+    torch.manual_seed(int(rng.integers(2**31)))
+    size = stage_geometry(preset, config.stage).size
+    model.train()
+    order = rng.permutation(len(samples))
+    losses = []
+    for start in range(0, len(order), config.batch_size):
+        if cancel is not None:
+            cancel.check()
+        batch = [samples[i] for i in order[start : start + config.batch_size]]
+        if len(batch) < 2:
+            continue  # batch norm needs two samples
+        crops, targets = make_batch(
+            batch, preset, config.stage, config.augment, rng, config.stage1_all_landmarks
+        )
+
+        def pixel_loss(coords, tgt):
+            return criterion(to_pixels(coords, size), tgt)
+
+        if config.augment.mixup_alpha > 0:
+            loss = mixup_loss(model, pixel_loss, crops, targets, config.augment.mixup_alpha, generator)
+        else:
+            loss = pixel_loss(model(crops), targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        losses.append(loss.item())
+        progress(
+            (epoch + start / len(order)) / config.epochs,
+            f"stage {config.stage} epoch {epoch + 1}/{config.epochs} loss {np.mean(losses):.3f}",
+        )
+    return float(np.mean(losses)) if losses else float("nan")
+
+
+def roi_prior_mm(samples: list[StageSample], spacing_mm: float) -> list[float]:
+    """Mean landmark centroid relative to the image centre (mm): the ROI centre without stage 1."""
+    offsets = []
+    for sample in samples:
+        rows, cols = sample.scaled.array.shape
+        offset = (sample.points.mean(0) - np.array([(cols - 1) / 2, (rows - 1) / 2])) * spacing_mm
+        offsets.append(offset * np.array([-1.0 if sample.mirror else 1.0, 1.0]))
+    return [float(v) for v in np.mean(offsets, 0)]
+
+
+def _model_file(model, net_config, preset, config, history, init_model) -> ModelFile:
+    tensors = {f"stage{config.stage}": model.state_dict()}
+    networks = {f"stage{config.stage}": net_config}
+    trained = {f"stage{config.stage}": {"train": config.to_config(), "history": history}}
+    if config.stage == 2:
+        stage1 = load_model_file(init_model, MODEL_KIND)
+        tensors["stage1"] = stage1.tensors["stage1"]
+        networks["stage1"] = stage1.config["networks"]["stage1"]
+        trained["stage1"] = stage1.config["training"]["stage1"]
+    config_out = {
+        "preset": preset.to_config(),
+        "networks": networks,
+        "training": trained,
+        "coordinate_convention": "cell-centre",
+    }
+    return ModelFile(MODEL_KIND, config_out, tensors)

@@ -1,0 +1,88 @@
+"""detect_landmarks: the crop -> image -> physical coordinate chain, and bad inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk  # noqa: N813
+import torch
+from KneeLandmarksLib.network import KneelHourglass
+from KneeLandmarksLib.pipeline import KneeModel, detect_landmarks
+from LandmarkCoreLib.errors import InputError
+from torch import nn
+
+
+class CentreOracle(nn.Module):
+    """Predicts the crop's centre pixel for every landmark (a known answer for the geometry chain)."""
+
+    def __init__(self, n: int, size: tuple[int, int]) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1, 1, 1, 1))
+        centre = (np.array(size) - 1) / 2
+        self.coords = torch.tensor(
+            (centre - KneelHourglass.cell_centre) / np.array(size), dtype=torch.float32
+        )
+        self.n = n
+
+    def forward(self, x):
+        return self.coords.expand(x.shape[0], self.n, 2)
+
+
+def oracle_model(preset) -> KneeModel:
+    return KneeModel(
+        preset,
+        CentreOracle(1, preset.stage1.size),
+        CentreOracle(2, preset.stage2.size),
+        {"roi_prior_mm": [5.0, -3.0]},
+    )
+
+
+def image_with_geometry(size=(80, 60), spacing=(0.5, 0.5), origin=(10.0, 20.0), components=1) -> sitk.Image:
+    pixel = sitk.sitkUInt8 if components == 1 else sitk.sitkVectorUInt8
+    image = sitk.Image(size, pixel, components)
+    image.SetSpacing(spacing)
+    image.SetOrigin(origin)
+    return image
+
+
+def expected_centre(image: sitk.Image) -> np.ndarray:
+    centre_index = (np.array(image.GetSize()) - 1) / 2
+    return np.array(image.GetOrigin()) + centre_index * np.array(image.GetSpacing())
+
+
+def test_two_stage_chain_lands_in_physical_space(tiny_preset):
+    from dataclasses import replace
+
+    preset = replace(tiny_preset, roi_offset_mm=(2.0, 1.0))
+    image = image_with_geometry()
+    landmarks = detect_landmarks(oracle_model(preset), image)
+    assert landmarks.labels == list(preset.landmark_names)
+    np.testing.assert_allclose(
+        landmarks.points, np.tile(expected_centre(image) + [2.0, 1.0], (2, 1)), atol=0.3
+    )
+
+
+def test_single_stage_uses_the_training_prior(tiny_preset):
+    image = image_with_geometry()
+    landmarks = detect_landmarks(oracle_model(tiny_preset), image, single_stage=True)
+    np.testing.assert_allclose(landmarks.points[0], expected_centre(image) + [5.0, -3.0], atol=0.3)
+
+
+def test_rgb_is_converted_with_a_notice(tiny_preset):
+    notices = []
+    detect_landmarks(oracle_model(tiny_preset), image_with_geometry(components=3), notice=notices.append)
+    assert notices and "grey" in notices[0]
+
+
+def test_single_slice_volume_is_accepted_many_slices_refused(tiny_preset):
+    model = oracle_model(tiny_preset)
+    one = sitk.Image([80, 60, 1], sitk.sitkUInt8)
+    assert len(detect_landmarks(model, one)) == 2
+    with pytest.raises(InputError, match="12 slices"):
+        detect_landmarks(model, sitk.Image([80, 60, 12], sitk.sitkUInt8))
+
+
+def test_image_far_smaller_than_the_field_of_view_is_refused(tiny_preset):
+    tiny = image_with_geometry(size=(40, 40), spacing=(0.1, 0.1))
+    with pytest.raises(InputError, match="far smaller"):
+        detect_landmarks(oracle_model(tiny_preset), tiny)

@@ -1,0 +1,96 @@
+"""Training on synthetic blobs: both stages chain, runs resume exactly, cancelling keeps the checkpoint."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from KneeLandmarksLib.augment import AugmentConfig
+from KneeLandmarksLib.data import resolve_training_cases
+from KneeLandmarksLib.training import CHECKPOINT_KIND, TrainConfig, fold_split, train_stage
+from LandmarkCoreLib.errors import Cancelled, InputError, ModelFileError
+from LandmarkCoreLib.modelfile import load_model_file
+from LandmarkCoreLib.progress import CancelToken
+
+
+def config(stage: int, epochs: int) -> TrainConfig:
+    return TrainConfig(
+        stage=stage, epochs=epochs, batch_size=4, augment=AugmentConfig(mixup_alpha=0.5), seed=1
+    )
+
+
+@pytest.fixture(scope="module")
+def cases(blob_dataset):
+    return resolve_training_cases(f"{blob_dataset / 'images'}:{blob_dataset / 'landmarks'}")
+
+
+@pytest.fixture(scope="module")
+def stage1_file(cases, tiny_preset, tmp_path_factory):
+    path = tmp_path_factory.mktemp("s1") / "stage1.pt"
+    train_stage(cases, tiny_preset, config(1, 1), path)
+    return path
+
+
+def test_stage2_starts_from_stage1_and_holds_both(cases, tiny_preset, stage1_file, tmp_path):
+    stage1 = load_model_file(stage1_file, "knee-model")
+    out = tmp_path / "model.pt"
+    cfg = config(2, 1)
+    cfg.learning_rate = 0.0  # weights stay at their initialisation: stage 1's
+    train_stage(cases, tiny_preset, cfg, out, init_model=stage1_file)
+    model = load_model_file(out, "knee-model")
+    assert set(model.tensors) == {"stage1", "stage2"}
+    assert model.config["networks"]["stage2"]["n_landmarks"] == 2
+    for key, value in stage1.tensors["stage1"].items():
+        if not key.startswith("out_block") and "running" not in key and "num_batches" not in key:
+            assert torch.equal(model.tensors["stage2"][key], value), key
+    assert len(model.config["roi_prior_mm"]) == 2
+
+
+def test_resumed_run_equals_uninterrupted_run(cases, tiny_preset, tmp_path):
+    straight = tmp_path / "straight.pt"
+    train_stage(cases, tiny_preset, config(1, 2), straight)
+    ckpt = tmp_path / "run.ckpt"
+    cancel = CancelToken()
+
+    def cancel_after_first_epoch(fraction, message):
+        if ckpt.exists():  # the first epoch's checkpoint is written: stop now
+            cancel.cancel()
+
+    with pytest.raises(Cancelled):
+        train_stage(
+            cases,
+            tiny_preset,
+            config(1, 2),
+            tmp_path / "resumed.pt",
+            ckpt,
+            progress=cancel_after_first_epoch,
+            cancel=cancel,
+        )
+    assert load_model_file(ckpt, CHECKPOINT_KIND).tensors["epoch"] == 1
+    train_stage(cases, tiny_preset, config(1, 2), tmp_path / "resumed.pt", ckpt)
+    a = load_model_file(straight, "knee-model").tensors["stage1"]
+    b = load_model_file(tmp_path / "resumed.pt", "knee-model").tensors["stage1"]
+    for key in a:
+        assert torch.allclose(a[key].float(), b[key].float(), atol=1e-6), key
+
+
+def test_checkpoint_of_another_configuration_is_refused(cases, tiny_preset, tmp_path):
+    ckpt = tmp_path / "a.ckpt"
+    train_stage(cases, tiny_preset, config(1, 1), tmp_path / "a.pt", ckpt)
+    other = config(1, 1)
+    other.loss = "l2"
+    with pytest.raises(ModelFileError, match="another configuration"):
+        train_stage(cases, tiny_preset, other, tmp_path / "b.pt", ckpt)
+
+
+def test_stage2_needs_stage1(cases, tiny_preset, tmp_path):
+    with pytest.raises(InputError, match="stage-1 model"):
+        train_stage(cases, tiny_preset, config(2, 1), tmp_path / "x.pt")
+
+
+def test_fold_split_partitions():
+    folds = [fold_split(23, 5, k, seed=4) for k in range(5)]
+    vals = np.concatenate([v for _, v in folds])
+    assert sorted(vals.tolist()) == list(range(23))
+    for train, val in folds:
+        assert not set(train) & set(val) and len(train) + len(val) == 23
