@@ -64,6 +64,11 @@ def _add_train(sub) -> None:
     p.add_argument("--fold", type=int, default=0, help="the validation fold")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--export-checkpoint",
+        action="store_true",
+        help="write OUTPUT from the checkpoint's last finished epoch without training further",
+    )
     _add_common(p)
 
 
@@ -113,6 +118,7 @@ def _run_train(args) -> None:
         args.init,
         _progress(args, f"stage {args.stage}"),
         cancel,
+        export_only=args.export_checkpoint,
     )
     print(f"wrote {args.output}")
 

@@ -37,6 +37,11 @@ class ScaledImage:
     def to_original(self, index: np.ndarray) -> np.ndarray:
         return np.asarray(index, dtype=np.float64) * self.factor + self.shift
 
+    def rescaled(self, spacing_mm: float, own_spacing_mm: float) -> ScaledImage:
+        """This array scaled further to ``spacing_mm``, still mapped to the original image."""
+        inner = scale_array(self.array, (own_spacing_mm, own_spacing_mm), spacing_mm)
+        return ScaledImage(inner.array, inner.factor * self.factor, inner.shift * self.factor + self.shift)
+
 
 def scale_array(array: np.ndarray, spacing: tuple[float, float], spacing_mm: float) -> ScaledImage:
     """Area-average (box filter) ``array`` (rows, cols) with pixel ``spacing`` (x, y) to ``spacing_mm``."""
@@ -50,10 +55,15 @@ def scale_array(array: np.ndarray, spacing: tuple[float, float], spacing_mm: flo
 
 
 def image_array(image: sitk.Image) -> np.ndarray:
-    """(rows, cols) float32 of a 2D SimpleITK image (vector pixels averaged, like ``to_scalar``)."""
+    """(rows, cols) float32 of a 2D SimpleITK image. Colour pixels become grey: 8-bit RGB through PIL's
+    luma conversion (fast; equal to the channel mean for the grey-in-RGB files radiographs come as),
+    other vector pixels as the mean of their components."""
     if image.GetNumberOfComponentsPerPixel() == 1:
         return sitk.GetArrayFromImage(image).astype(np.float32)
-    return sitk.GetArrayViewFromImage(image).mean(axis=-1, dtype=np.float32)
+    view = sitk.GetArrayViewFromImage(image)
+    if view.dtype == np.uint8 and view.shape[-1] == 3:
+        return np.asarray(Image.fromarray(np.ascontiguousarray(view)).convert("L"), dtype=np.float32)
+    return view.mean(axis=-1, dtype=np.float32)
 
 
 def scale_image(image: sitk.Image, spacing_mm: float) -> ScaledImage:

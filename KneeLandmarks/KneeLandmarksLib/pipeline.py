@@ -163,23 +163,28 @@ def run_stage(
     return apply_homography(matrix, coords * np.array(geometry.size) + offset)
 
 
-def roi_centre_mm(
-    model: KneeModel, array: np.ndarray, spacing: tuple[float, float], mirror: bool, single_stage: bool
-) -> np.ndarray:
-    """ROI centre in original-index millimetres (index * spacing): stage 1, or the training prior."""
+def roi_centre(model: KneeModel, stage2: ScaledImage, mirror: bool, single_stage: bool) -> np.ndarray:
+    """ROI centre in stage-2 array indices: from stage 1, or the training prior without it."""
     preset = model.preset
-    rows, cols = array.shape
-    image_centre = np.array([(cols - 1) * spacing[0], (rows - 1) * spacing[1]]) / 2
-    offset = np.array(preset.roi_offset_mm)
+    rows, cols = stage2.array.shape
+    image_centre = np.array([(cols - 1) / 2, (rows - 1) / 2])
+    offset = np.array(preset.roi_offset_mm) / preset.stage2.spacing_mm
     if mirror:
         offset[0] = -offset[0]
     if single_stage or model.stage1 is None:
-        prior = np.array(model.config.get("roi_prior_mm", [0.0, 0.0]))
+        prior = np.array(model.config.get("roi_prior_mm", [0.0, 0.0])) / preset.stage2.spacing_mm
         return image_centre + prior * np.array([-1.0 if mirror else 1.0, 1.0]) + offset
-    scaled = scale_array(array, spacing, preset.stage1.spacing_mm)
-    centre = scaled.from_original(image_centre / np.array(spacing))
-    point = run_stage(model.stage1, scaled, centre, preset.stage1, mirror, model.config)[0]
-    return scaled.to_original(point) * np.array(spacing) + offset
+    stage1 = stage2.rescaled(preset.stage1.spacing_mm, preset.stage2.spacing_mm)
+    rows1, cols1 = stage1.array.shape
+    point = run_stage(
+        model.stage1,
+        stage1,
+        np.array([(cols1 - 1) / 2, (rows1 - 1) / 2]),
+        preset.stage1,
+        mirror,
+        model.config,
+    )
+    return stage2.from_original(stage1.to_original(point))[0] + offset
 
 
 def detect_landmarks(
@@ -196,14 +201,12 @@ def detect_landmarks(
     image, array = prepare_image(image, notice)
     check_field_of_view(image, model.preset)
     spacing = tuple(float(s) for s in image.GetSpacing()[:2])
+    stage2 = scale_array(array, spacing, model.preset.stage2.spacing_mm)
     progress(0.1, "stage 1: locating the region of interest")
-    centre_mm = roi_centre_mm(model, array, spacing, mirror, single_stage)
+    centre = roi_centre(model, stage2, mirror, single_stage)
     progress(0.5, "stage 2: locating the landmarks")
-    scaled = scale_array(array, spacing, model.preset.stage2.spacing_mm)
-    centre = scaled.from_original(centre_mm / np.array(spacing))
-    points = scaled.to_original(
-        run_stage(model.stage2, scaled, centre, model.preset.stage2, mirror, model.config)
-    )
+    geometry = model.preset.stage2
+    points = stage2.to_original(run_stage(model.stage2, stage2, centre, geometry, mirror, model.config))
     progress(1.0, "done")
     names = model.landmark_names
     return LandmarkSet(names, index_to_physical(image, points), None, "KNEEL landmarks")

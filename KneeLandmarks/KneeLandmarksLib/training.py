@@ -243,12 +243,13 @@ def train_stage(
     init_model: str | os.PathLike | None = None,
     progress: ProgressCallback = no_progress,
     cancel: CancelToken | None = None,
+    export_only: bool = False,
 ) -> ModelFile:
     """Train one stage on ``cases`` and write a ``knee-model`` file to ``output``.
 
-    Stage 2 needs ``init_model`` (a model file with stage 1, from :func:`train_stage` with
-    ``stage=1``): its stage-1 network is copied into the output file and, unless the configuration
-    says otherwise, used to initialise stage 2.
+    Stage 2 needs ``init_model`` (a model file with stage 1, from :func:`train_stage` with ``stage=1``):
+    its stage-1 network initialises stage 2 and is copied into the output file. ``export_only`` writes
+    the model from the checkpoint's last finished epoch without training on (a run stopped early).
     """
     if config.stage not in (1, 2):
         raise InputError("stage", f"{config.stage} is not 1 or 2")
@@ -278,7 +279,9 @@ def train_stage(
     start_epoch, history = 0, []
     if checkpoint is not None and Path(checkpoint).exists():
         start_epoch, history = _restore(Path(checkpoint), run_config, model, optimizer, scheduler)
-    for epoch in range(start_epoch, config.epochs):
+    if export_only and start_epoch == 0:
+        raise InputError("checkpoint", f"'{checkpoint}' does not exist or holds no finished epoch to export")
+    for epoch in range(start_epoch, start_epoch if export_only else config.epochs):
         started = time.perf_counter()
         loss = _train_epoch(
             model, train_samples, preset, config, criterion, optimizer, scheduler, epoch, progress, cancel

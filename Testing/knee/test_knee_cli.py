@@ -1,0 +1,124 @@
+"""knee-landmarks CLI: train both stages, detect (a .mrk.json per image), evaluate, errors; a real image."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from KneeLandmarksLib.cli import main
+from KneeLandmarksLib.pipeline import default_model_path
+from LandmarkCoreLib.landmarks import read_landmarks
+
+
+@pytest.fixture(scope="module")
+def trained_model(blob_dataset, tmp_path_factory, monkeypatch_module, tiny_preset):
+    from KneeLandmarksLib import presets
+
+    monkeypatch_module.setitem(presets.PRESETS, "tiny", tiny_preset)
+    out = tmp_path_factory.mktemp("cli")
+    data = f"{blob_dataset / 'images'}:{blob_dataset / 'landmarks'}"
+    common = [
+        "--preset",
+        "tiny",
+        "--data",
+        data,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--progress-format",
+        "jsonl",
+    ]
+    assert main(["train", *common, "--stage", "1", "-o", str(out / "s1.pt")]) == 0
+    assert (
+        main(["train", *common, "--stage", "2", "--init", str(out / "s1.pt"), "-o", str(out / "m.pt")]) == 0
+    )
+    return out / "m.pt"
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+def test_detect_writes_one_markups_file_per_image_in_physical_space(
+    trained_model, blob_dataset, tmp_path, capsys
+):
+    images = sorted((blob_dataset / "images").glob("*.png"))[:2]
+    outdir = tmp_path / "det"
+    assert (
+        main(
+            [
+                "detect",
+                "-m",
+                str(trained_model),
+                "-o",
+                str(outdir),
+                "--spacing",
+                "0.5",
+                "--progress-format",
+                "jsonl",
+                *map(str, images),
+            ]
+        )
+        == 0
+    )
+    files = sorted(outdir.glob("*.mrk.json"))
+    assert [f.name for f in files] == ["case0.mrk.json", "case1.mrk.json"]
+    landmarks = read_landmarks(files[0])
+    assert landmarks.labels == ["left blob", "right blob"]
+    assert np.all(
+        (landmarks.points[:, :2] >= 0) & (landmarks.points[:, :2] <= 64 * 0.5)
+    )  # --spacing honoured
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert lines[-1]["progress"] == 1.0
+
+
+def test_evaluate_reports_the_knee_radii(trained_model, blob_dataset, tmp_path, capsys):
+    outdir = tmp_path / "det"
+    main(
+        [
+            "detect",
+            "-m",
+            str(trained_model),
+            "-o",
+            str(outdir),
+            *map(str, (blob_dataset / "images").glob("*.png")),
+        ]
+    )
+    capsys.readouterr()
+    main(
+        [
+            "evaluate",
+            "--predictions",
+            str(outdir),
+            "--truth",
+            str(blob_dataset / "landmarks"),
+            "--output",
+            str(tmp_path / "report"),
+        ]
+    )
+    table = (tmp_path / "report" / "table.md").read_text()
+    for radius in ("1.5", "2.5", "4"):
+        assert radius in table
+
+
+def test_bad_input_is_a_message_and_exit_code_2(tmp_path, capsys):
+    assert main(["detect", "-m", str(tmp_path / "missing.pt"), "-o", str(tmp_path), "x.png"]) == 2
+    assert "missing.pt" in capsys.readouterr().err
+
+
+@pytest.mark.realdata
+def test_bundled_model_on_one_real_cephalogram(data_root, tmp_path):
+    """The committed model on Test1 image 151 (not used in training), against the senior annotator."""
+    from LandmarkCoreLib.datasets import isbi_cases
+
+    case = isbi_cases("test1", data_root)[0]
+    assert main(["detect", "-o", str(tmp_path), "--spacing", "0.1", str(case.image)]) == 0
+    predicted = read_landmarks(tmp_path / "151.mrk.json").points[:, :2]
+    errors = np.linalg.norm(predicted - case.senior.points, axis=1)
+    assert default_model_path().stat().st_size <= 15e6
+    assert errors.mean() < 3.0, errors
