@@ -16,6 +16,7 @@ from typing import Annotated
 import slicer
 import vtk
 from LandmarkCoreLib import slicer_support
+from LandmarkCoreLib.errors import InputError
 from slicer import (
     vtkMRMLMarkupsFiducialNode,
     vtkMRMLScalarVolumeNode,
@@ -320,9 +321,19 @@ class OneShotLandmarksWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _onDetected(self, markupsNode) -> None:
         self._parameterNode.detectedLandmarks = markupsNode
         slicer.util.setSliceViewerLayers(background=self._parameterNode.targetVolume, fit=True)
-        self.logic.centerViewsOn(markupsNode)
+        self._centerViewsOn(markupsNode)
         count = markupsNode.GetNumberOfControlPoints()
         self._monitor.status(f"{count} landmarks in '{markupsNode.GetName()}'.")
+
+    @staticmethod
+    def _centerViewsOn(markupsNode) -> None:
+        """Jump the slice views to the centre of the detected landmarks (QC)."""
+        import numpy as np
+
+        points = slicer.util.arrayFromMarkupsControlPoints(markupsNode)
+        if len(points):
+            centre = np.nanmean(points, axis=0)
+            slicer.modules.markups.logic().JumpSlicesToLocation(*centre, True)
 
     def onBatchDetect(self) -> None:
         if not self._ready():
@@ -348,13 +359,21 @@ class OneShotLandmarksWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 # OneShotLandmarksLogic
 #
 class OneShotLandmarksLogic(ScriptedLoadableModuleLogic):
-    """Computation on MRML nodes, no GUI: in-process methods and background (CLI) tasks."""
+    """Computation on MRML nodes, no GUI code.
+
+    In-process (Python console, tests): :meth:`train`, :meth:`detect`. In the background (GUI):
+    :meth:`startTraining`, :meth:`startDetection`, :meth:`startBatchDetection` return a
+    ``BackgroundTask`` running the ``oneshot-landmarks`` CLI on files written to a temporary folder.
+    Every input is converted (and so checked) before anything starts or any node is created, so a
+    typed error (``InputError``, ``ModelFileError``, ...) leaves the scene unchanged.
+    """
 
     CLI_MODULE = "OneShotLandmarksLib.cli"
 
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
         self.model = None
+        self.modelPath: pathlib.Path | None = None
 
     def getParameterNode(self):
         return OneShotLandmarksParameterNode(super().getParameterNode())
@@ -363,6 +382,216 @@ class OneShotLandmarksLogic(ScriptedLoadableModuleLogic):
     def trainingSettings(parameterNode) -> dict:
         """The Lib's training settings from the parameter node's advanced fields."""
         return {libName: getattr(parameterNode, field) for field, libName in TRAINING_SETTINGS.items()}
+
+    # -- inputs -----------------------------------------------------------------------------
+    @staticmethod
+    def _soiMask(segmentationNode, segmentID: str, volumeNode, what: str):
+        from LandmarkCoreLib.mrml_bridge import segment_to_mask
+
+        slicer_support.require_node(segmentationNode, f"{what} segmentation")
+        if not segmentID:
+            raise InputError(f"{what} segment", "no segment selected")
+        return segment_to_mask(segmentationNode, segmentID, volumeNode)
+
+    def trainingInputs(self, referenceVolume, referenceLandmarks, referenceSegmentation, referenceSegmentID,
+                       validationVolume, validationSegmentation, validationSegmentID) -> tuple:
+        """(reference image, landmarks, reference SOI, validation image, validation SOI), all checked."""
+        from LandmarkCoreLib.mrml_bridge import markups_node_to_landmarks, volume_node_to_image
+
+        slicer_support.require_node(referenceVolume, "reference volume")
+        slicer_support.require_node(referenceLandmarks, "reference landmarks")
+        slicer_support.require_node(validationVolume, "validation volume")
+        landmarks = markups_node_to_landmarks(referenceLandmarks)
+        reference = volume_node_to_image(referenceVolume)
+        referenceSoi = self._soiMask(referenceSegmentation, referenceSegmentID, referenceVolume,
+                                     "reference SOI")
+        validation = volume_node_to_image(validationVolume)
+        validationSoi = self._soiMask(validationSegmentation, validationSegmentID, validationVolume,
+                                      "validation SOI")
+        return reference, landmarks, referenceSoi, validation, validationSoi
+
+    @staticmethod
+    def trainingConfig(settings: dict | None, device: str, seed: int):
+        from OneShotLandmarksLib.config import TrainingConfig
+
+        config = TrainingConfig.from_dict({**(settings or {}), "device": device, "seed": int(seed)})
+        config.validate()
+        return config
+
+    def requireModel(self, model=None):
+        model = model or self.model
+        if model is None:
+            raise InputError("model", "no model trained or loaded yet")
+        return model
+
+    # -- in-process ---------------------------------------------------------------------------
+    def train(self, referenceVolume, referenceLandmarks, referenceSegmentation, referenceSegmentID,
+              validationVolume, validationSegmentation, validationSegmentID, settings: dict | None = None,
+              device: str = "auto", seed: int = 0, modelPath=None, progress=None, cancel=None):
+        """Train a model on the given nodes (blocking); saved to ``modelPath`` when given."""
+        from LandmarkCoreLib.progress import no_progress
+        from OneShotLandmarksLib.pipeline import train_model
+
+        inputs = self.trainingInputs(referenceVolume, referenceLandmarks, referenceSegmentation,
+                                     referenceSegmentID, validationVolume, validationSegmentation,
+                                     validationSegmentID)
+        config = self.trainingConfig(settings, device, seed)
+        model = train_model(*inputs, config=config, progress=progress or no_progress, cancel=cancel)
+        if modelPath:
+            model.save(modelPath)
+            self.modelPath = pathlib.Path(modelPath)
+        self.model = model
+        return model
+
+    def detect(self, targetVolume, model=None, method: str = "oneshot", outputNode=None, device: str = "auto",
+               progress=None, cancel=None):
+        """Detect the model's landmarks on ``targetVolume``; returns the markups node (RAS)."""
+        from LandmarkCoreLib.mrml_bridge import volume_node_to_image
+        from LandmarkCoreLib.progress import no_progress
+        from OneShotLandmarksLib.pipeline import detect_landmarks
+
+        model = self.requireModel(model)
+        slicer_support.require_node(targetVolume, "target volume")
+        result = detect_landmarks(model, volume_node_to_image(targetVolume), method=method,
+                                  progress=progress or no_progress, cancel=cancel, device=device)
+        return self._landmarksToNode(result.landmarks, targetVolume, outputNode)
+
+    @staticmethod
+    def _landmarksToNode(landmarks, targetVolume, outputNode=None):
+        from LandmarkCoreLib.mrml_bridge import landmarks_to_markups_node, set_markups_points
+
+        if outputNode is not None:
+            set_markups_points(outputNode, landmarks)
+            return outputNode
+        scene = slicer_support.scene_of(targetVolume)
+        return landmarks_to_markups_node(landmarks, scene, scene.GenerateUniqueName(
+            f"{targetVolume.GetName()} landmarks"))
+
+    # -- model files --------------------------------------------------------------------------
+    def loadModel(self, path):
+        """Load a one-shot model file (ModelFileError for a corrupt file or another module's model)."""
+        from OneShotLandmarksLib.model import OneShotModel
+
+        if not _isSet(pathlib.Path(path)):
+            raise InputError("model file", "no file name given")
+        self.model = OneShotModel.load(path)
+        self.modelPath = pathlib.Path(path)
+        return self.model
+
+    @staticmethod
+    def describeModel(model) -> str:
+        """What a model was trained on, for the Model section."""
+        summary = model.training_summary
+        loss = summary.get("best_validation_loss")
+        lines = [
+            f"{len(model.landmarks)} landmarks from '{model.landmarks.name or 'reference'}' "
+            f"({', '.join(model.landmarks.labels[:6])}{', ...' if len(model.landmarks) > 6 else ''})",
+            f"working spacing {model.training.working_spacing_mm:g} mm, cube {model.cube_size} voxels",
+            f"{summary.get('epochs', '?')} epochs, best validation loss "
+            + (f"{loss:.4f} (epoch {summary.get('best_epoch')})" if loss is not None else "unknown"),
+        ]
+        return "\n".join(lines)
+
+    # -- background (CLI child process) -------------------------------------------------------
+    @staticmethod
+    def _packages() -> list:
+        import LandmarkCoreLib
+        import OneShotLandmarksLib
+
+        return [OneShotLandmarksLib, LandmarkCoreLib]
+
+    def startTraining(self, referenceVolume, referenceLandmarks, referenceSegmentation, referenceSegmentID,
+                      validationVolume, validationSegmentation, validationSegmentID, modelPath,
+                      settings: dict | None = None, device: str = "auto", seed: int = 0):
+        """Write the inputs to a temporary folder and train with the CLI in a child process.
+
+        The task's result is the trained model (also loaded into this Logic). Cancel keeps the CLI's
+        last checkpoint beside ``modelPath``; training again resumes from it.
+        """
+        from LandmarkCoreLib.images import write_image
+        from LandmarkCoreLib.landmarks import write_landmarks
+
+        if not _isSet(pathlib.Path(modelPath)):
+            raise InputError("model file", "no file name given")
+        reference, landmarks, referenceSoi, validation, validationSoi = self.trainingInputs(
+            referenceVolume, referenceLandmarks, referenceSegmentation, referenceSegmentID,
+            validationVolume, validationSegmentation, validationSegmentID)
+        config = self.trainingConfig(settings, device, seed)
+        arguments = self._cliTrainingArguments(config)
+        folder = slicer_support.work_folder("oneshot-train")
+        work = pathlib.Path(folder.name)
+        files = {"reference": work / "reference.nrrd", "reference-soi": work / "reference_soi.nrrd",
+                 "validation": work / "validation.nrrd", "validation-soi": work / "validation_soi.nrrd",
+                 "reference-landmarks": work / "reference.mrk.json"}
+        for key, image in (("reference", reference), ("reference-soi", referenceSoi),
+                           ("validation", validation), ("validation-soi", validationSoi)):
+            write_image(files[key], image)
+        write_landmarks(files["reference-landmarks"], landmarks)
+        arguments += [item for key, path in files.items() for item in (f"--{key}", path)]
+        arguments += ["-o", modelPath]
+        return slicer_support.start_cli_task(self.CLI_MODULE, "train", arguments, self._packages(),
+                                             finish=lambda result: self.loadModel(modelPath), folder=folder)
+
+    @staticmethod
+    def _cliTrainingArguments(config) -> list:
+        """The CLI's flags for ``config``; a setting the CLI cannot take must keep its default."""
+        from OneShotLandmarksLib.config import TrainingConfig
+
+        flags = {"working_spacing_mm": "--spacing", "max_epochs": "--max-epochs", "patience": "--patience",
+                 "volumes_per_epoch": "--volumes-per-epoch", "width": "--width", "seed": "--seed",
+                 "device": "--device"}
+        defaults = TrainingConfig().to_dict()
+        arguments = []
+        for name, value in config.to_dict().items():
+            if name in flags:
+                arguments += [flags[name], value]
+            elif value != defaults[name]:
+                raise InputError(f"training setting '{name}'", "background training keeps its default "
+                                 f"({defaults[name]}); use OneShotLandmarksLogic().train() from the Python "
+                                 "console to change it")
+        return arguments
+
+    def startDetection(self, targetVolume, method: str = "oneshot", device: str = "auto", outputNode=None):
+        """Detect on one target volume in a child process; the task's result is the markups node."""
+        from LandmarkCoreLib.images import write_image
+        from LandmarkCoreLib.landmarks import read_landmarks
+        from LandmarkCoreLib.mrml_bridge import volume_node_to_image
+
+        self.requireModel()
+        if self.modelPath is None:
+            raise InputError("model", "save the model to a file first (background detection reads the file)")
+        slicer_support.require_node(targetVolume, "target volume")
+        folder = slicer_support.work_folder("oneshot-detect")
+        work = pathlib.Path(folder.name)
+        write_image(work / "target.nrrd", volume_node_to_image(targetVolume))
+
+        def finish(result):
+            landmarks = read_landmarks(work / "out" / "target.mrk.json", "detected landmarks")
+            return self._landmarksToNode(landmarks, targetVolume, outputNode)
+
+        arguments = ["-m", self.modelPath, "-o", work / "out", "--method", method, "--device", device,
+                     work / "target.nrrd"]
+        return slicer_support.start_cli_task(self.CLI_MODULE, "detect", arguments, self._packages(), finish,
+                                             folder=folder)
+
+    def startBatchDetection(self, modelPath, inputFolder, outputFolder, method: str = "oneshot",
+                            device: str = "auto"):
+        """Detect on every volume of ``inputFolder`` in a child process; writes to ``outputFolder``.
+
+        The task's result is a one-line summary; failed targets are recorded by the CLI without
+        losing the other targets' results.
+        """
+        self.loadModel(modelPath)  # a wrong or foreign model file fails here, before anything starts
+        inputFolder, outputFolder = pathlib.Path(inputFolder), pathlib.Path(outputFolder)
+        if not inputFolder.is_dir():
+            raise InputError(f"input folder '{inputFolder}'", "does not exist")
+
+        def finish(result):
+            written = sorted(outputFolder.glob("*.mrk.json"))
+            return f"{len(written)} landmark files written to {outputFolder}."
+
+        arguments = ["-m", modelPath, "-o", outputFolder, "--method", method, "--device", device, inputFolder]
+        return slicer_support.start_cli_task(self.CLI_MODULE, "detect", arguments, self._packages(), finish)
 
 
 #

@@ -61,12 +61,12 @@ class JobResult:
 
 
 def _last_error_line(stderr: str) -> str:
-    """The most telling line of a stderr text: the last one naming an error, else the last line."""
+    """The most telling part of a stderr text: the last line naming an error, else the last 3 lines."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     for line in reversed(lines):
         if "error" in line.lower():
             return line
-    return lines[-1] if lines else ""
+    return " | ".join(lines[-3:])
 
 
 def _parse_progress(line: str) -> ProgressEvent | None:

@@ -37,12 +37,20 @@ class _Anything:
         return _Anything()
 
     def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
         return _Anything()
 
 
 def _toolkit_module(name: str) -> types.ModuleType:
     module = types.ModuleType(name)
-    module.__getattr__ = lambda attribute: type(attribute, (_Anything,), {})  # type: ignore[attr-defined]
+
+    def attribute(attribute_name: str):
+        if attribute_name.startswith("__"):  # module dunders (__file__, __path__) stay absent
+            raise AttributeError(attribute_name)
+        return type(attribute_name, (_Anything,), {})
+
+    module.__getattr__ = attribute  # type: ignore[attr-defined]
     return module
 
 
@@ -198,8 +206,10 @@ _install_stand_ins()
 @pytest.fixture
 def scene():
     """A fresh real MRML scene, also installed as slicer.mrmlScene (where Slicer keeps it)."""
+    from LandmarkCoreLib.mrml_bridge import new_scene_with_logic
+
     previous = slicer.mrmlScene
-    slicer.mrmlScene = slicer.vtkMRMLScene()
+    slicer.mrmlScene = new_scene_with_logic()
     yield slicer.mrmlScene
     slicer.mrmlScene.Clear(1)
     slicer.mrmlScene = previous

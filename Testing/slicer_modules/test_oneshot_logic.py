@@ -1,0 +1,228 @@
+"""OneShotLandmarksLogic on real slicer-core MRML nodes with real mouse skull micro-CT.
+
+One reduced training through the Logic (module scope), then: the Logic's detection equals the
+headless pipeline's on the same target file (same model), it lands near the ground truth, and
+every typed user error leaves the scene unchanged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import slicer
+import vtk
+from conftest import scene_snapshot
+from LandmarkCoreLib.errors import InputError, LandmarkError, ModelFileError
+from LandmarkCoreLib.landmarks import LPS_RAS_FLIP, LandmarkSet
+from LandmarkCoreLib.modelfile import ModelFile, save_model_file
+
+pytestmark = pytest.mark.realdata
+
+REFERENCE, VALIDATION, TARGET = "C57BL6_J_", "BALB_CBYJ_", "C3H_HEJ_"
+#: Reduced training: enough to find the skull on CPU in well under a minute, far from the paper's.
+TINY = {"max_epochs": 2, "volumes_per_epoch": 1, "width": 16, "patience": 1, "working_spacing_mm": 1.0}
+#: Measured 0.42 mm on this case with TINY training (full training targets <= 0.4 mm on all 18 targets).
+TINY_ERROR_BOUND_MM = 1.0
+#: The engine's detection is not bit-reproducible run to run (measured up to 0.05 mm between two
+#: headless runs on the same model and file, even single-threaded), so Logic and headless results are
+#: compared within this bound; the Logic's own part (node -> image/landmarks/mask) is checked exactly.
+RUN_TO_RUN_MM = 0.1
+
+
+def _subject(data_root, name):
+    from LandmarkCoreLib.datasets import mouse_skull_subjects
+
+    return next(s for s in mouse_skull_subjects(data_root) if s.name == name)
+
+
+def _segmentation_from_mask(scene, mask_image, name):
+    """A segmentation node with one segment 'SOI' made from a binary SimpleITK mask."""
+    from LandmarkCoreLib.mrml_bridge import image_to_volume_node
+
+    scalar = image_to_volume_node(mask_image, scene, f"{name} mask", create_display=False)
+    labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", f"{name} labelmap")
+    labelmap.SetAndObserveImageData(scalar.GetImageData())
+    matrix = vtk.vtkMatrix4x4()
+    scalar.GetIJKToRASMatrix(matrix)
+    labelmap.SetIJKToRASMatrix(matrix)
+    segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", name)
+    assert slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(labelmap, segmentation)
+    segmentation.GetSegmentation().GetNthSegment(0).SetName("SOI")
+    scene.RemoveNode(labelmap)
+    scene.RemoveNode(scalar)
+    return segmentation, segmentation.GetSegmentation().GetNthSegmentID(0)
+
+
+@pytest.fixture(scope="module")
+def case(data_root, tmp_path_factory):
+    """Scene with reference/validation/target nodes and a model trained through the Logic."""
+    from LandmarkCoreLib.mrml_bridge import (
+        image_to_volume_node,
+        landmarks_to_markups_node,
+        new_scene_with_logic,
+    )
+    from LandmarkCoreLib.segmentations import read_mask
+
+    import OneShotLandmarks
+
+    previous = slicer.mrmlScene
+    scene = slicer.mrmlScene = new_scene_with_logic()
+    nodes = {}
+    for role, name in (("reference", REFERENCE), ("validation", VALIDATION), ("target", TARGET)):
+        subject = _subject(data_root, name)
+        image = subject.read_image()
+        nodes[role] = image_to_volume_node(image, scene, name)
+        nodes[f"{role}_file"] = subject.image
+        nodes[f"{role}_truth"] = subject.read_landmarks()
+        if role != "target":
+            mask = read_mask(subject.bone_mask, reference=image)
+            segmentation = _segmentation_from_mask(scene, mask, f"{name} SOI")
+            nodes[f"{role}_seg"], nodes[f"{role}_segment"] = segmentation
+    nodes["landmarks_labels"] = nodes["reference_truth"].labels
+    nodes["landmarks"] = landmarks_to_markups_node(nodes["reference_truth"], scene, f"{REFERENCE} landmarks")
+    logic = OneShotLandmarks.OneShotLandmarksLogic()
+    model_path = tmp_path_factory.mktemp("oneshot") / "model.pt"
+    logic.train(nodes["reference"], nodes["landmarks"], nodes["reference_seg"], nodes["reference_segment"],
+                nodes["validation"], nodes["validation_seg"], nodes["validation_segment"], settings=TINY,
+                device="cpu", seed=0, modelPath=model_path)
+    yield scene, logic, nodes, model_path
+    scene.Clear(1)
+    slicer.mrmlScene = previous
+
+
+def _ras(node):
+    return slicer.util.arrayFromMarkupsControlPoints(node)
+
+
+def test_logic_detection_equals_headless_pipeline(case):
+    from LandmarkCoreLib.images import read_image
+    from OneShotLandmarksLib.model import OneShotModel
+    from OneShotLandmarksLib.pipeline import detect_landmarks
+
+    scene, logic, nodes, model_path = case
+    node = logic.detect(nodes["target"], device="cpu")
+    assert node.GetScene() is scene and node.GetName() == f"{TARGET} landmarks"
+    labels = [node.GetNthControlPointLabel(i) for i in range(node.GetNumberOfControlPoints())]
+    assert labels == nodes["reference_truth"].labels
+
+    headless = detect_landmarks(OneShotModel.load(model_path), read_image(nodes["target_file"]), device="cpu")
+    np.testing.assert_allclose(_ras(node), headless.landmarks.points * LPS_RAS_FLIP, atol=RUN_TO_RUN_MM)
+
+    truth = nodes["target_truth"].subset(labels).points * LPS_RAS_FLIP
+    errors = np.linalg.norm(_ras(node) - truth, axis=1)
+    print(f"tiny-training mean radial error on {TARGET}: {errors.mean():.3f} mm")
+    assert errors.mean() < TINY_ERROR_BOUND_MM
+
+
+def test_logic_gives_the_engine_exactly_the_files_contents(case, data_root):
+    """Node -> SimpleITK conversions are exact: the Lib sees what the headless CLI reads from disk."""
+    import SimpleITK as sitk
+    from LandmarkCoreLib.segmentations import read_mask
+
+    scene, logic, nodes, _ = case
+    reference, landmarks, soi, validation, validation_soi = logic.trainingInputs(
+        nodes["reference"], nodes["landmarks"], nodes["reference_seg"], nodes["reference_segment"],
+        nodes["validation"], nodes["validation_seg"], nodes["validation_segment"])
+    for name, image, mask in ((REFERENCE, reference, soi), (VALIDATION, validation, validation_soi)):
+        subject = _subject(data_root, name)
+        expected = subject.read_image()
+        assert image.GetSize() == expected.GetSize()
+        np.testing.assert_allclose(image.GetOrigin(), expected.GetOrigin(), atol=1e-9)
+        np.testing.assert_allclose(image.GetSpacing(), expected.GetSpacing(), atol=1e-9)
+        np.testing.assert_allclose(image.GetDirection(), expected.GetDirection(), atol=1e-9)
+        assert np.array_equal(sitk.GetArrayViewFromImage(image), sitk.GetArrayViewFromImage(expected))
+        expected_mask = read_mask(subject.bone_mask, reference=expected)
+        assert np.array_equal(sitk.GetArrayViewFromImage(mask), sitk.GetArrayViewFromImage(expected_mask))
+    truth = nodes["reference_truth"]
+    assert landmarks.labels == truth.labels
+    np.testing.assert_allclose(landmarks.points, truth.points, atol=1e-6)
+
+
+def test_evaluation_writes_an_error_table(case):
+    from LandmarkCoreLib import slicer_support
+    from LandmarkCoreLib.mrml_bridge import landmarks_to_markups_node
+
+    scene, logic, nodes, _ = case
+    truth = nodes["target_truth"]
+    shifted = LandmarkSet(truth.labels, truth.points + np.array([0.3, 0.4, 0.0]), name="shifted")
+    detected = landmarks_to_markups_node(shifted, scene, "shifted")
+    truth_node = landmarks_to_markups_node(truth, scene, "truth")
+    table, mean = slicer_support.evaluate_markups(detected, truth_node)
+    assert mean == pytest.approx(0.5)
+    assert table.GetNumberOfRows() == len(truth) + 1
+    assert table.GetCellText(len(truth), 0) == "mean"
+
+
+def _expect_unchanged(scene, action, error_type, text):
+    before = scene_snapshot(scene)
+    with pytest.raises(error_type, match=text):
+        action()
+    assert scene_snapshot(scene) == before
+
+
+def test_user_errors_are_typed_and_leave_the_scene_unchanged(case, tmp_path):
+    scene, logic, nodes, _ = case
+    train_args = [nodes["reference"], nodes["landmarks"], nodes["reference_seg"], nodes["reference_segment"],
+                  nodes["validation"], nodes["validation_seg"], nodes["validation_segment"]]
+
+    empty_markups = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "no points")
+    args = list(train_args)
+    args[1] = empty_markups
+    _expect_unchanged(scene, lambda: logic.train(*args, settings=TINY), InputError, "no control points")
+
+    empty_id = nodes["reference_seg"].GetSegmentation().AddEmptySegment("empty", "empty")
+    args = list(train_args)
+    args[3] = empty_id
+    _expect_unchanged(scene, lambda: logic.train(*args, settings=TINY), InputError, "empty")
+
+    args = list(train_args)
+    args[4] = None
+    _expect_unchanged(scene, lambda: logic.train(*args, settings=TINY), InputError, "validation volume")
+
+    foreign = tmp_path / "knee.pt"
+    save_model_file(foreign, ModelFile("knee-model", {"labels": []}, {}))
+    _expect_unchanged(scene, lambda: logic.loadModel(foreign), ModelFileError, "another module")
+    _expect_unchanged(scene, lambda: logic.startBatchDetection(foreign, tmp_path, tmp_path / "out"),
+                      ModelFileError, "another module")
+
+
+@pytest.mark.xfail(strict=True, reason="engine: detect_landmarks returns landmarks on a blank target with a "
+                   "TINY-trained model instead of raising SOINotFound (reported to the one-shot engine)")
+def test_target_without_the_structure_is_refused(case):
+    import SimpleITK as sitk
+    from LandmarkCoreLib.mrml_bridge import image_to_volume_node
+
+    scene, logic, nodes, _ = case
+    blank = sitk.Image([60, 60, 60], sitk.sitkUInt8)  # nothing of the structure of interest in it
+    blank.SetSpacing((0.2, 0.2, 0.2))
+    empty_target = image_to_volume_node(blank, scene, "no skull here")
+    _expect_unchanged(scene, lambda: logic.detect(empty_target, device="cpu"), LandmarkError, "SOI|structure")
+
+
+def test_background_training_and_detection_through_the_cli(case, tmp_path):
+    """The GUI path: inputs written to a temp folder, the CLI in a child process, results back as nodes."""
+    scene, logic, nodes, trained_path = case
+    model_path = tmp_path / "background.pt"
+    settings = {k: v for k, v in TINY.items() if k != "working_spacing_mm"}
+    task = logic.startTraining(nodes["reference"], nodes["landmarks"], nodes["reference_seg"],
+                               nodes["reference_segment"], nodes["validation"], nodes["validation_seg"],
+                               nodes["validation_segment"], model_path, settings=settings, device="cpu")
+    model = task.wait(timeout=600)
+    assert model_path.is_file() and model is logic.model
+    assert model.landmarks.labels == nodes["landmarks_labels"]
+    events = task.poll()  # drained by nobody: the progress lines arrived
+    assert events and all(e.fraction is None or 0 <= e.fraction <= 1 for e in events)
+
+    # TINY models are fragile (a second TINY training may miss the skull), so detect with the model
+    # whose in-process detection was checked above.
+    logic.loadModel(trained_path)
+    before = scene.GetNumberOfNodes()
+    node = logic.startDetection(nodes["target"], device="cpu").wait(timeout=600)
+    assert scene.GetNumberOfNodes() > before and node.GetName().startswith(TARGET)
+    truth = nodes["target_truth"].subset(nodes["landmarks_labels"]).points * LPS_RAS_FLIP
+    assert np.linalg.norm(_ras(node) - truth, axis=1).mean() < TINY_ERROR_BOUND_MM
+
+    with pytest.raises(InputError, match="learning_rate"):
+        logic.startTraining(nodes["reference"], nodes["landmarks"], nodes["reference_seg"],
+                            nodes["reference_segment"], nodes["validation"], nodes["validation_seg"],
+                            nodes["validation_segment"], model_path, settings={"learning_rate": 0.5})
