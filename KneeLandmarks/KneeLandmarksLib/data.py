@@ -18,6 +18,7 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 import torch.nn.functional as F  # noqa: N812
+from LandmarkCoreLib.datasets import KNEEL_LABELS
 from LandmarkCoreLib.images import physical_to_index, read_image
 from LandmarkCoreLib.landmarks import LandmarkSet
 from PIL import Image
@@ -202,13 +203,17 @@ LANDMARK_SUFFIXES = (".mrk.json", ".fcsv", ".csv", ".json")
 
 
 def resolve_training_cases(spec: str, spacing_mm: float | None = None) -> list[TrainingCase]:
-    """Training cases from ``'isbi:<split>'`` (the ISBI 2015 data, senior annotator) or
+    """Training cases from ``'isbi:<split>'`` (the ISBI 2015 data, senior annotator),
+    ``'kneel:CSV:IMAGES_DIR'`` (KNEEL's annotation table, images named by subject id) or
     ``'IMAGES_DIR:LANDMARKS_DIR'`` (landmark files named like the images, any shared reader format)."""
     from LandmarkCoreLib.datasets import ISBI_SPACING_MM, isbi_cases
     from LandmarkCoreLib.errors import InputError
     from LandmarkCoreLib.landmarks import read_landmarks
 
     spacing = None if spacing_mm is None else (spacing_mm, spacing_mm)
+    if spec.startswith("kneel:"):
+        csv_path, _, images_dir = spec[len("kneel:") :].rpartition(":")
+        return kneel_cases(Path(csv_path), Path(images_dir), spacing)
     if spec.startswith("isbi:"):
         spacing = spacing or (ISBI_SPACING_MM, ISBI_SPACING_MM)
         return [TrainingCase(c.image, c.senior, spacing) for c in isbi_cases(spec.split(":", 1)[1])]
@@ -231,4 +236,28 @@ def resolve_training_cases(spec: str, spacing_mm: float | None = None) -> list[T
         raise InputError(
             "training data", f"no image in '{images_dir}' has a landmark file in '{landmarks_dir}'"
         )
+    return cases
+
+
+def kneel_cases(csv_path: Path, images_dir: Path, spacing: tuple[float, float] | None) -> list[TrainingCase]:
+    """One case per knee of a KNEEL table (shared reader): ROI pixels mapped back to the full image
+    ``IMAGES_DIR/<subject_id>.*`` (its own pixel size or ``spacing``), left knees flagged for mirroring.
+
+    Each image should show one knee: stage 1 looks at the whole image (KNEEL's split of a bilateral
+    film into halves is not done here)."""
+    from LandmarkCoreLib.datasets import read_kneel_csv
+    from LandmarkCoreLib.errors import InputError
+    from LandmarkCoreLib.images import index_to_physical
+
+    cases = []
+    for knee in read_kneel_csv(csv_path):
+        image_path = next((p for p in sorted(images_dir.glob(f"{knee.subject_id}.*"))), None)
+        if image_path is None:
+            raise InputError(f"KNEEL images '{images_dir}'", f"no image file for subject {knee.subject_id}")
+        geometry = _geometry_only(image_path)
+        if spacing is not None:
+            geometry.SetSpacing(spacing)
+        points = index_to_physical(geometry, knee.image_points(geometry.GetSpacing()[0]))
+        landmarks = LandmarkSet(list(KNEEL_LABELS), points, name=f"{knee.subject_id}_{knee.side}")
+        cases.append(TrainingCase(image_path, landmarks, spacing, mirror=knee.side == "L"))
     return cases

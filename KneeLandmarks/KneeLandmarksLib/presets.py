@@ -52,9 +52,9 @@ class Preset:
         return cls(**values)
 
 
-# Knee (KNEEL paper): stage 1 at 1 mm on the knee radiograph, stage 2 a 140 mm ROI at 0.3 mm/px
-# (466 px in the annotations; the network input is 464 px so that it divides by 4 * 2**depth... and
-# stays symmetric around the centre). Left knees are mirrored like in KNEEL's annotation table.
+# Knee (KNEEL paper): stage 1 at 1 mm on the knee radiograph, stage 2 the 140 mm ROI at 0.3 mm/px
+# (466 px in the annotations; the network input is 464 px, a multiple of 16 so that the pooling levels
+# stay aligned). Left knees are mirrored like in KNEEL's annotation table.
 KNEE = Preset(
     name="knee",
     landmark_names=tuple(KNEEL_LABELS),

@@ -94,3 +94,23 @@ def test_fold_split_partitions():
     assert sorted(vals.tolist()) == list(range(23))
     for train, val in folds:
         assert not set(train) & set(val) and len(train) + len(val) == 23
+
+
+def test_kneel_table_maps_roi_points_back_to_the_full_image(tmp_path):
+    import SimpleITK as sitk  # noqa: N813
+    from LandmarkCoreLib.datasets import kneel_image_to_roi
+
+    header = "subject_id,side,kl,tibia,femur,bbox,center\n"
+    tibia = ",".join(f"{10 + 5 * i},{200 + i}" for i in range(9))
+    femur = ",".join(f"{20 + 5 * i},{150 + i}" for i in range(7))
+    rows = [f'42,{side},2,"{tibia}","{femur}","300,120,766,586","533,353"\n' for side in ("R", "L")]
+    (tmp_path / "table.csv").write_text(header + "".join(rows))
+    (tmp_path / "images").mkdir()
+    sitk.WriteImage(sitk.Image([900, 700], sitk.sitkUInt8), str(tmp_path / "images" / "42.png"))
+    cases = resolve_training_cases(f"kneel:{tmp_path / 'table.csv'}:{tmp_path / 'images'}", spacing_mm=0.15)
+    assert [c.mirror for c in cases] == [False, True]
+    for case, side in zip(cases, ("R", "L"), strict=True):
+        pixels = case.landmarks.points / 0.15
+        roi = kneel_image_to_roi(pixels, np.array([300, 120, 766, 586]), side, image_spacing_mm=0.15)
+        np.testing.assert_allclose(roi[0], [10, 200], atol=1e-6)
+        np.testing.assert_allclose(roi[9], [20, 150], atol=1e-6)
