@@ -50,23 +50,37 @@ def expand_targets(paths: list[Path]) -> list[Path]:
 
 
 def _train(args: argparse.Namespace) -> int:
-    config = TrainingConfig(width=args.width, working_spacing_mm=args.spacing, max_epochs=args.max_epochs,
-                            patience=args.patience, volumes_per_epoch=args.volumes_per_epoch, seed=args.seed,
-                            device=args.device)
+    config = TrainingConfig(
+        width=args.width,
+        working_spacing_mm=args.spacing,
+        max_epochs=args.max_epochs,
+        patience=args.patience,
+        volumes_per_epoch=args.volumes_per_epoch,
+        seed=args.seed,
+        device=args.device,
+    )
     reference = read_image(args.reference, "reference image", dimension=3)
     validation = read_image(args.validation, "validation image", dimension=3)
     model = train_model(
-        reference, read_landmarks(args.reference_landmarks, "reference landmarks"),
+        reference,
+        read_landmarks(args.reference_landmarks, "reference landmarks"),
         read_mask(args.reference_soi, args.soi_segment, reference, "reference SOI mask"),
-        validation, read_mask(args.validation_soi, args.soi_segment, validation, "validation SOI mask"),
-        config, DetectionConfig(), _progress(args, "training"), None,
+        validation,
+        read_mask(args.validation_soi, args.soi_segment, validation, "validation SOI mask"),
+        config,
+        DetectionConfig(),
+        _progress(args, "training"),
+        None,
         args.checkpoint or args.output.with_name(args.output.name + ".checkpoint"),
     )
     model.save(args.output)
     summary = model.training_summary
-    print(f"model written to {args.output}: {summary['epochs']} epochs, best validation loss "
-          f"{summary['best_validation_loss']:.4f} (epoch {summary['best_epoch'] + 1}), "
-          f"{summary['total_seconds']:.0f} s", file=sys.stderr)
+    print(
+        f"model written to {args.output}: {summary['epochs']} epochs, best validation loss "
+        f"{summary['best_validation_loss']:.4f} (epoch {summary['best_epoch'] + 1}), "
+        f"{summary['total_seconds']:.0f} s",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -74,16 +88,24 @@ def _detect_one(model: OneShotModel, path: Path, args: argparse.Namespace, cance
     stem = image_stem(path)
     started = time.perf_counter()
     try:
-        image = read_image(path, f"target image '{path}'", dimension=3)
+        image = read_image(path, "target image", dimension=3)
         result = detect_landmarks(model, image, args.method, _progress(args, stem), cancel, args.device)
     except LandmarkError as exc:
         print(f"{path}: FAILED: {exc}", file=sys.stderr)
-        return {"target": str(path), "status": "failed", "error": str(exc),
-                "seconds": time.perf_counter() - started}
+        return {
+            "target": str(path),
+            "status": "failed",
+            "error": str(exc),
+            "seconds": time.perf_counter() - started,
+        }
     result.landmarks.name = stem
     write_landmarks(args.output / f"{stem}.mrk.json", result.landmarks)
-    write_qc_png(args.output / f"{stem}_qc.png", result.qc["patch"], result.qc["patch_points"],
-                 f"{stem} ({args.method})")
+    write_qc_png(
+        args.output / f"{stem}_qc.png",
+        result.qc["patch"],
+        result.qc["patch_points"],
+        f"{stem} ({args.method})",
+    )
     return {"target": str(path), "status": "ok", **result.log(), "seconds": time.perf_counter() - started}
 
 
@@ -92,12 +114,19 @@ def _detect(args: argparse.Namespace) -> int:
     targets = expand_targets(args.targets)
     cancel = CancelToken()
     records = [_detect_one(model, path, args, cancel) for path in targets]
-    log = {"model": str(args.model), "method": args.method, "targets": records,
-           "median_seconds": float(np.median([r["seconds"] for r in records])) if records else None}
+    log = {
+        "model": str(args.model),
+        "method": args.method,
+        "targets": records,
+        "median_seconds": float(np.median([r["seconds"] for r in records])) if records else None,
+    }
     write_text_atomic(args.output / f"detection_log_{args.method}.json", json.dumps(log, indent=1))
     failed = [r["target"] for r in records if r["status"] != "ok"]
-    print(f"{len(records) - len(failed)} of {len(records)} targets done, results in {args.output}"
-          + (f"; failed: {', '.join(failed)}" if failed else ""), file=sys.stderr)
+    print(
+        f"{len(records) - len(failed)} of {len(records)} targets done, results in {args.output}"
+        + (f"; failed: {', '.join(failed)}" if failed else ""),
+        file=sys.stderr,
+    )
     return 1 if failed else 0
 
 
@@ -118,7 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--checkpoint", type=Path, help="resumable checkpoint (default: OUTPUT.checkpoint)")
     defaults = TrainingConfig()
     train.add_argument("--width", type=int, default=defaults.width, help="U-Net channels (paper: 64)")
-    train.add_argument("--spacing", type=float, default=defaults.working_spacing_mm, help="working spacing, mm")
+    train.add_argument(
+        "--spacing", type=float, default=defaults.working_spacing_mm, help="working spacing, mm"
+    )
     train.add_argument("--max-epochs", type=int, default=defaults.max_epochs)
     train.add_argument("--patience", type=int, default=defaults.patience)
     train.add_argument("--volumes-per-epoch", type=int, default=defaults.volumes_per_epoch)
@@ -128,7 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("-m", "--model", type=Path, required=True)
     detect.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     detect.add_argument("--method", choices=METHODS, default="oneshot")
-    detect.add_argument("--seed", type=int, default=0, help="accepted for symmetry; detection is deterministic")
+    detect.add_argument(
+        "--seed", type=int, default=0, help="accepted for symmetry; detection is deterministic"
+    )
     detect.add_argument("targets", type=Path, nargs="+", help="image files or folders")
     detect.set_defaults(run=_detect)
     evaluate = sub.add_parser("evaluate", help="score predictions against truth landmarks")

@@ -37,8 +37,15 @@ class TrainingConfig:
     device: str = "auto"
 
     def validate(self) -> None:
-        positive = ("working_spacing_mm", "width", "learning_rate", "batch_size", "volumes_per_epoch",
-                    "max_epochs", "patience")
+        positive = (
+            "working_spacing_mm",
+            "width",
+            "learning_rate",
+            "batch_size",
+            "volumes_per_epoch",
+            "max_epochs",
+            "patience",
+        )
         for name in positive:
             if not getattr(self, name) > 0:
                 raise InputError(f"training setting '{name}'", f"must be > 0, got {getattr(self, name)}")
@@ -59,7 +66,7 @@ class DetectionConfig:
 
     max_iterations: int = 8
     shift_threshold_mm: float = 0.5
-    min_mass_fraction: float = 0.05  # joint probability mass / reference SOI volume below -> 'SOI not found'
+    min_mass_fraction: float = 0.1  # joint probability mass / the reference's own mass below -> 'SOI not found'
     near_equal_eigen_ratio: float = 1.15  # adjacent eigenvalues closer than this: try both axis orders
     registration_spacing_mm: float = 0.28
     registration_margin_mm: float = 2.0  # patch = reference landmarks' box + margin
@@ -75,7 +82,9 @@ class DetectionConfig:
         if self.linear_transform not in ("rigid", "similarity"):
             raise InputError("detection setting 'linear_transform'", "must be 'rigid' or 'similarity'")
         if len(self.demons_spacings_mm) != len(self.demons_iterations):
-            raise InputError("detection settings", "demons_spacings_mm and demons_iterations differ in length")
+            raise InputError(
+                "detection settings", "demons_spacings_mm and demons_iterations differ in length"
+            )
         if self.max_iterations < 1 or self.shift_threshold_mm <= 0 or self.registration_spacing_mm <= 0:
             raise InputError("detection settings", "iterations, threshold and spacing must be positive")
 

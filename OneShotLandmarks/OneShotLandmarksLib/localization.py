@@ -17,7 +17,7 @@ from .sampling import PatchGrid, resample, restack, slice_stacks
 SlicePredictor = Callable[[np.ndarray], np.ndarray]
 
 
-class SOINotFound(LandmarkError):
+class SOINotFoundError(LandmarkError):
     """The joint probability map of a target is ~0: the structure of interest is not in the patch."""
 
 
@@ -40,10 +40,10 @@ def network_predictor(net: torch.nn.Module, device: torch.device, batch: int = 6
     def predict(slices: np.ndarray) -> np.ndarray:
         out = np.empty(slices.shape, np.float32)
         for start in range(0, len(slices), batch):
-            x = torch.from_numpy(np.ascontiguousarray(slices[start:start + batch]))[:, None].to(device)
+            x = torch.from_numpy(np.ascontiguousarray(slices[start : start + batch]))[:, None].to(device)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            out[start:start + batch] = torch.sigmoid(net(x))[:, 0].float().cpu().numpy()
+            out[start : start + batch] = torch.sigmoid(net(x))[:, 0].float().cpu().numpy()
         return out
 
     return predict
@@ -61,18 +61,34 @@ def barycentre(probability: np.ndarray, grid: PatchGrid) -> tuple[np.ndarray, fl
     if mass <= 0:
         return grid.centre.copy(), 0.0
     z, y, x = (np.arange(n) for n in probability.shape)
-    index = np.array([(probability.sum(axis=(0, 1)) * x).sum(), (probability.sum(axis=(0, 2)) * y).sum(),
-                      (probability.sum(axis=(1, 2)) * z).sum()]) / mass
+    index = (
+        np.array(
+            [
+                (probability.sum(axis=(0, 1)) * x).sum(),
+                (probability.sum(axis=(0, 2)) * y).sum(),
+                (probability.sum(axis=(1, 2)) * z).sum(),
+            ]
+        )
+        / mass
+    )
     return grid.to_physical(index[None])[0], mass * grid.spacing**3
 
 
-def localize(predict: SlicePredictor, image: sitk.Image, start: np.ndarray, grid: PatchGrid,
-             max_iterations: int, shift_threshold_mm: float, min_mass_mm3: float,
-             progress: ProgressCallback = no_progress, cancel: CancelToken | None = None) -> LocalizationResult:
+def localize(
+    predict: SlicePredictor,
+    image: sitk.Image,
+    start: np.ndarray,
+    grid: PatchGrid,
+    max_iterations: int,
+    shift_threshold_mm: float,
+    min_mass_mm3: float,
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+) -> LocalizationResult:
     """Crop around the centre, segment the 3 slice stacks, move to the barycentre; repeat until it settles.
 
     ``grid`` gives the patch shape and axes (its centre is replaced); ``image`` is a prepared float image.
-    Raises :class:`SOINotFound` when the joint probability mass drops below ``min_mass_mm3``.
+    Raises :class:`SOINotFoundError` when the joint probability mass (mm^3) is below ``min_mass_mm3``.
     """
     centre = np.asarray(start, float)
     iterations: list[dict] = []
@@ -86,8 +102,10 @@ def localize(predict: SlicePredictor, image: sitk.Image, start: np.ndarray, grid
         iterations.append({"centre": new_centre.tolist(), "shift_mm": shift, "mass_mm3": mass})
         progress((i + 1) / max_iterations, f"localization iteration {i + 1}: shift {shift:.2f} mm")
         if mass < min_mass_mm3:
-            raise SOINotFound(f"structure of interest not found: joint probability mass {mass:.3g} mm^3 "
-                              f"< {min_mass_mm3:.3g} mm^3 (iteration {i + 1})")
+            raise SOINotFoundError(
+                f"structure of interest not found: joint probability mass {mass:.3g} mm^3 "
+                f"< {min_mass_mm3:.3g} mm^3 (iteration {i + 1})"
+            )
         centre = new_centre
         if shift < shift_threshold_mm:
             break

@@ -22,8 +22,12 @@ MODEL_KIND = "oneshot-model"
 
 
 def image_to_record(image: sitk.Image) -> dict[str, Any]:
-    return {"array": sitk.GetArrayFromImage(image), "origin": np.asarray(image.GetOrigin()),
-            "spacing": np.asarray(image.GetSpacing()), "direction": np.asarray(image.GetDirection())}
+    return {
+        "array": sitk.GetArrayFromImage(image),
+        "origin": np.asarray(image.GetOrigin()),
+        "spacing": np.asarray(image.GetSpacing()),
+        "direction": np.asarray(image.GetDirection()),
+    }
 
 
 def record_to_image(record: dict[str, Any]) -> sitk.Image:
@@ -43,7 +47,7 @@ class OneShotModel:
     reference_centre: np.ndarray  # SOI centre of mass (mm)
     reference_axes: np.ndarray  # (3, 3) reference image axes
     reference_fov_offset: np.ndarray  # SOI centre - field-of-view centre, in reference image axes (mm)
-    reference_soi_volume_mm3: float
+    reference_joint_mass_mm3: float  # Eq. 1 probability mass of the trained net on the reference patch
     reference_patch: np.ndarray  # prepared reference image on the working grid (z, y, x)
     reference_soi_patch: np.ndarray  # SOI mask on the working grid (z, y, x)
     registration_patch: sitk.Image  # prepared reference image around the landmarks, registration spacing
@@ -57,17 +61,24 @@ class OneShotModel:
 
     def save(self, path: str | os.PathLike) -> None:
         config = {
-            "training": self.training.to_dict(), "detection": self.detection.to_dict(),
-            "cube_size": self.cube_size, "reference_soi_volume_mm3": self.reference_soi_volume_mm3,
-            "labels": self.landmarks.labels, "descriptions": self.landmarks.descriptions,
-            "landmarks_name": self.landmarks.name, "training_summary": self.training_summary,
+            "training": self.training.to_dict(),
+            "detection": self.detection.to_dict(),
+            "cube_size": self.cube_size,
+            "reference_joint_mass_mm3": self.reference_joint_mass_mm3,
+            "labels": self.landmarks.labels,
+            "descriptions": self.landmarks.descriptions,
+            "landmarks_name": self.landmarks.name,
+            "training_summary": self.training_summary,
         }
         tensors = {
-            "weights": without_scalars(self.weights), "reference_centre": self.reference_centre,
-            "reference_axes": self.reference_axes, "reference_fov_offset": self.reference_fov_offset,
+            "weights": without_scalars(self.weights),
+            "reference_centre": self.reference_centre,
+            "reference_axes": self.reference_axes,
+            "reference_fov_offset": self.reference_fov_offset,
             "reference_patch": self.reference_patch.astype(np.float32),
             "reference_soi_patch": self.reference_soi_patch.astype(np.uint8),
-            "registration_patch": image_to_record(self.registration_patch), "landmarks": self.landmarks.points,
+            "registration_patch": image_to_record(self.registration_patch),
+            "landmarks": self.landmarks.points,
         }
         save_model_file(path, ModelFile(MODEL_KIND, config, tensors))
 
@@ -77,17 +88,27 @@ class OneShotModel:
         try:
             c, t = stored.config, stored.tensors
             model = cls(
-                training=TrainingConfig.from_dict(c["training"]), detection=DetectionConfig.from_dict(c["detection"]),
-                weights=t["weights"], cube_size=int(c["cube_size"]),
-                reference_centre=t["reference_centre"].numpy(), reference_axes=t["reference_axes"].numpy(),
+                training=TrainingConfig.from_dict(c["training"]),
+                detection=DetectionConfig.from_dict(c["detection"]),
+                weights=t["weights"],
+                cube_size=int(c["cube_size"]),
+                reference_centre=t["reference_centre"].numpy(),
+                reference_axes=t["reference_axes"].numpy(),
                 reference_fov_offset=t["reference_fov_offset"].numpy(),
-                reference_soi_volume_mm3=float(c["reference_soi_volume_mm3"]),
-                reference_patch=t["reference_patch"].numpy(), reference_soi_patch=t["reference_soi_patch"].numpy(),
-                registration_patch=record_to_image({k: v.numpy() for k, v in t["registration_patch"].items()}),
-                landmarks=LandmarkSet(c["labels"], t["landmarks"].numpy(), c["descriptions"], c["landmarks_name"]),
+                reference_joint_mass_mm3=float(c["reference_joint_mass_mm3"]),
+                reference_patch=t["reference_patch"].numpy(),
+                reference_soi_patch=t["reference_soi_patch"].numpy(),
+                registration_patch=record_to_image(
+                    {k: v.numpy() for k, v in t["registration_patch"].items()}
+                ),
+                landmarks=LandmarkSet(
+                    c["labels"], t["landmarks"].numpy(), c["descriptions"], c["landmarks_name"]
+                ),
                 training_summary=c.get("training_summary", {}),
             )
             model.network()
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
-            raise ModelFileError(f"model file '{path}': incomplete or inconsistent one-shot model ({exc})") from None
+            raise ModelFileError(
+                f"model file '{path}': incomplete or inconsistent one-shot model ({exc})"
+            ) from None
         return model

@@ -43,8 +43,9 @@ def _axis_orders(values: np.ndarray, near_equal_ratio: float) -> list[tuple[int,
     return orders
 
 
-def candidate_rotations(reference_cov: np.ndarray, target_cov: np.ndarray,
-                        near_equal_ratio: float = 1.15) -> list[np.ndarray]:
+def candidate_rotations(
+    reference_cov: np.ndarray, target_cov: np.ndarray, near_equal_ratio: float = 1.15
+) -> list[np.ndarray]:
     """Proper rotations R (reference directions -> target directions) aligning the principal axes."""
     ref_values, ref_axes = principal_axes(reference_cov)
     tgt_values, tgt_axes = principal_axes(target_cov)
@@ -58,8 +59,9 @@ def candidate_rotations(reference_cov: np.ndarray, target_cov: np.ndarray,
     return candidates
 
 
-def choose_rotation(candidates: list[np.ndarray], similarity: Callable[[np.ndarray], float]
-                    ) -> tuple[np.ndarray, list[float]]:
+def choose_rotation(
+    candidates: list[np.ndarray], similarity: Callable[[np.ndarray], float]
+) -> tuple[np.ndarray, list[float]]:
     """The candidate with the highest ``similarity(R)``, and all scores."""
     scores = [float(similarity(rotation)) for rotation in candidates]
     return candidates[int(np.argmax(scores))], scores

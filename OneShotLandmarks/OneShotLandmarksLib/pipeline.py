@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -23,10 +23,10 @@ from LandmarkCoreLib.progress import CancelToken, ProgressCallback, no_progress
 from LandmarkCoreLib.segmentations import resample_mask
 
 from .config import DetectionConfig, TrainingConfig
-from .localization import localize, network_predictor
+from .localization import joint_probability, localize, network_predictor
 from .model import OneShotModel
-from .orientation import candidate_rotations, choose_rotation, normalised_cross_correlation, second_moments
-from .registration import register, transport_points
+from .orientation import candidate_rotations, normalised_cross_correlation, second_moments
+from .registration import linear_registration, register, transport_points
 from .sampling import (
     PatchGrid,
     apply_pose,
@@ -55,9 +55,15 @@ class DetectionResult:
 
     def log(self) -> dict[str, Any]:
         """JSON-able record of the run (no images)."""
-        return {"method": self.method, "centre": self.centre, "rotation": self.rotation,
-                "centre_iterations": self.centre_iterations, "rotation_scores": self.rotation_scores,
-                "timings": self.timings, "linear_metric": self.qc.get("linear_metric")}
+        return {
+            "method": self.method,
+            "centre": self.centre,
+            "rotation": self.rotation,
+            "centre_iterations": self.centre_iterations,
+            "rotation_scores": self.rotation_scores,
+            "timings": self.timings,
+            "linear_metric": self.qc.get("linear_metric"),
+        }
 
 
 def _require_3d(image: sitk.Image, what: str) -> None:
@@ -90,11 +96,18 @@ def _checked_mask(mask: sitk.Image, image: sitk.Image, what: str) -> sitk.Image:
     return mask
 
 
-def train_model(reference: sitk.Image, reference_landmarks: LandmarkSet, reference_soi: sitk.Image,
-                validation: sitk.Image, validation_soi: sitk.Image,
-                config: TrainingConfig | None = None, detection: DetectionConfig | None = None,
-                progress: ProgressCallback = no_progress, cancel: CancelToken | None = None,
-                checkpoint_path: str | os.PathLike | None = None) -> OneShotModel:
+def train_model(
+    reference: sitk.Image,
+    reference_landmarks: LandmarkSet,
+    reference_soi: sitk.Image,
+    validation: sitk.Image,
+    validation_soi: sitk.Image,
+    config: TrainingConfig | None = None,
+    detection: DetectionConfig | None = None,
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+    checkpoint_path: str | os.PathLike | None = None,
+) -> OneShotModel:
     """Algorithm 1 plus everything detection needs from the reference; resumable via ``checkpoint_path``."""
     config, detection = config or TrainingConfig(), detection or DetectionConfig()
     config.validate()
@@ -115,32 +128,80 @@ def train_model(reference: sitk.Image, reference_landmarks: LandmarkSet, referen
     spacing = config.working_spacing_mm
     size = cube_size(max(ref_radius, val_radius), config.max_translation_mm, config.margin_mm, spacing)
     soi_float = sitk.Cast(reference_soi, sitk.sitkFloat32)
-    data = TrainingData(prepare_image(reference, spacing), soi_float, ref_centre,
-                        prepare_image(validation, spacing), sitk.Cast(validation_soi, sitk.sitkFloat32),
-                        val_centre, size)
+    data = TrainingData(
+        prepare_image(reference, spacing),
+        soi_float,
+        ref_centre,
+        prepare_image(validation, spacing),
+        sitk.Cast(validation_soi, sitk.sitkFloat32),
+        val_centre,
+        size,
+    )
     net, state = train_network(data, config, progress, cancel, checkpoint_path)
     axes = image_axes(reference)
     grid = PatchGrid(ref_centre, axes, spacing, (size,) * 3)
-    registration_grid = _box_grid(reference_landmarks.points, axes, detection.registration_margin_mm,
-                                  detection.registration_spacing_mm)
+    reference_patch = resample(data.reference, grid)
+    predictor = network_predictor(net, select_device(config.device), detection.inference_batch)
+    reference_mass = float(joint_probability(predictor, reference_patch).sum()) * spacing**3
+    registration_grid = _box_grid(
+        reference_landmarks.points, axes, detection.registration_margin_mm, detection.registration_spacing_mm
+    )
     prepared_fine = prepare_image(reference, detection.registration_spacing_mm)
     return OneShotModel(
-        training=config, detection=detection, weights={k: v.cpu() for k, v in net.state_dict().items()},
-        cube_size=size, reference_centre=ref_centre, reference_axes=axes,
+        training=config,
+        detection=detection,
+        weights={k: v.cpu() for k, v in net.state_dict().items()},
+        cube_size=size,
+        reference_centre=ref_centre,
+        reference_axes=axes,
         reference_fov_offset=(ref_centre - _fov_centre(reference)) @ axes,
-        reference_soi_volume_mm3=float(sitk.GetArrayViewFromImage(reference_soi).sum() * np.prod(reference.GetSpacing())),
-        reference_patch=resample(data.reference, grid), reference_soi_patch=resample(soi_float, grid) > 0.5,
-        registration_patch=sitk.Resample(prepared_fine, registration_grid, sitk.Transform(), sitk.sitkLinear, 0.0,
-                                         sitk.sitkFloat32),
+        reference_joint_mass_mm3=reference_mass,
+        reference_patch=reference_patch,
+        reference_soi_patch=resample(soi_float, grid) > 0.5,
+        registration_patch=sitk.Resample(
+            prepared_fine, registration_grid, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32
+        ),
         landmarks=reference_landmarks,
-        training_summary={"epochs": state.epoch, "best_epoch": state.best_epoch, "best_validation_loss": state.best_loss,
-                          "history": state.history, "training_seconds": state.seconds,
-                          "total_seconds": time.perf_counter() - started},
+        training_summary={
+            "epochs": state.epoch,
+            "best_epoch": state.best_epoch,
+            "best_validation_loss": state.best_loss,
+            "history": state.history,
+            "training_seconds": state.seconds,
+            "total_seconds": time.perf_counter() - started,
+        },
     )
 
 
-def _estimate_pose(model: OneShotModel, target: sitk.Image, device: str, progress: ProgressCallback,
-                   cancel: CancelToken | None, timings: dict[str, float]) -> tuple[np.ndarray, np.ndarray, dict]:
+def _refine_pose(
+    model: OneShotModel, prepared: sitk.Image, grid: PatchGrid, rotation: np.ndarray, centre: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """A candidate pose polished by a quick rigid registration on the working grid, and its similarity
+    (normalised cross-correlation with the reference patch), so that candidates are compared at their best."""
+    reference_image = sitk.GetImageFromArray(model.reference_patch.astype(np.float32))
+    reference_image.CopyInformation(grid.image())
+    fixed = sitk.Resample(prepared, reference_image, pose_transform(rotation, model.reference_centre, centre))
+    settings = replace(
+        model.detection, linear_transform="rigid", linear_shrink_factors=[2, 1], linear_iterations=60
+    )
+    transform, _ = linear_registration(fixed, reference_image, settings)
+    inverse = transform.GetInverse()  # reference -> fixed (= reference frame of the target patch)
+    offset = np.asarray(inverse.TransformPoint((0.0, 0.0, 0.0)))
+    matrix = np.column_stack([np.asarray(inverse.TransformPoint(tuple(e))) - offset for e in np.eye(3)])
+    new_rotation = rotation @ matrix
+    new_centre = centre + rotation @ (matrix @ model.reference_centre + offset - model.reference_centre)
+    moved = resample(prepared, grid, pose_transform(new_rotation, model.reference_centre, new_centre))
+    return new_rotation, new_centre, normalised_cross_correlation(moved, model.reference_patch)
+
+
+def _estimate_pose(
+    model: OneShotModel,
+    target: sitk.Image,
+    device: str,
+    progress: ProgressCallback,
+    cancel: CancelToken | None,
+    timings: dict[str, float],
+) -> tuple[np.ndarray, np.ndarray, dict]:
     """Stages 2 and 3: SOI centre in the target and the rotation reference -> target."""
     cfg, spacing = model.detection, model.training.working_spacing_mm
     clock = time.perf_counter()
@@ -149,28 +210,43 @@ def _estimate_pose(model: OneShotModel, target: sitk.Image, device: str, progres
     start = _fov_centre(target) + target_axes @ model.reference_fov_offset
     predictor = network_predictor(model.network(), select_device(device), cfg.inference_batch)
     grid = PatchGrid(start, target_axes, spacing, (model.cube_size,) * 3)
-    found = localize(predictor, prepared, start, grid, cfg.max_iterations, cfg.shift_threshold_mm,
-                     cfg.min_mass_fraction * model.reference_soi_volume_mm3, progress, cancel)
+    found = localize(
+        predictor,
+        prepared,
+        start,
+        grid,
+        cfg.max_iterations,
+        cfg.shift_threshold_mm,
+        cfg.min_mass_fraction * model.reference_joint_mass_mm3,
+        progress,
+        cancel,
+    )
     timings["localization"] = time.perf_counter() - clock
     clock = time.perf_counter()
     reference_grid = PatchGrid(model.reference_centre, model.reference_axes, spacing, (model.cube_size,) * 3)
-    _, reference_cov = second_moments(model.reference_soi_patch.astype(float), reference_grid.voxel_coordinates())
+    _, reference_cov = second_moments(
+        model.reference_soi_patch.astype(float), reference_grid.voxel_coordinates()
+    )
     target_centre, target_cov = second_moments(found.probability, found.grid.voxel_coordinates())
 
-    def similarity(rotation: np.ndarray) -> float:
-        moved = resample(prepared, reference_grid, pose_transform(rotation, model.reference_centre, target_centre))
-        return normalised_cross_correlation(moved, model.reference_patch)
-
     candidates = candidate_rotations(reference_cov, target_cov, cfg.near_equal_eigen_ratio)
-    rotation, scores = choose_rotation(candidates, similarity)
+    refined = [_refine_pose(model, prepared, reference_grid, r, target_centre) for r in candidates]
+    best = int(np.argmax([score for _, _, score in refined]))
+    rotation, target_centre, _ = refined[best]
     timings["rotation"] = time.perf_counter() - clock
+    scores = [score for _, _, score in refined]
     return target_centre, rotation, {"centre_iterations": found.iterations, "rotation_scores": scores}
 
 
-def detect_landmarks(model: OneShotModel, target: sitk.Image, method: str = "oneshot",
-                     progress: ProgressCallback = no_progress, cancel: CancelToken | None = None,
-                     device: str = "auto") -> DetectionResult:
-    """Landmarks of ``model`` in ``target``. Raises SOINotFound (a LandmarkError) when the structure of
+def detect_landmarks(
+    model: OneShotModel,
+    target: sitk.Image,
+    method: str = "oneshot",
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+    device: str = "auto",
+) -> DetectionResult:
+    """Landmarks of ``model`` in ``target``. Raises SOINotFoundError (a LandmarkError) when the structure of
     interest is absent, InputError for unusable input, Cancelled when ``cancel`` is set."""
     if method not in METHODS:
         raise InputError("detection method", f"'{method}' is not one of {', '.join(METHODS)}")
@@ -193,6 +269,13 @@ def detect_landmarks(model: OneShotModel, target: sitk.Image, method: str = "one
     timings["total"] = time.perf_counter() - started
     progress(1.0, "done")
     landmarks = LandmarkSet(list(model.landmarks.labels), points, model.landmarks.descriptions)
-    return DetectionResult(landmarks, method, centre.tolist(), rotation.tolist(), info.get("centre_iterations", []),
-                           info.get("rotation_scores", []), timings,
-                           {"patch": fixed, "patch_points": patch_points, "linear_metric": registered.metric})
+    return DetectionResult(
+        landmarks,
+        method,
+        centre.tolist(),
+        rotation.tolist(),
+        info.get("centre_iterations", []),
+        info.get("rotation_scores", []),
+        timings,
+        {"patch": fixed, "patch_points": patch_points, "linear_metric": registered.metric},
+    )

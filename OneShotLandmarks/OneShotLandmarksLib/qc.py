@@ -19,9 +19,11 @@ def write_qc_png(path: str | os.PathLike, patch: sitk.Image, points: np.ndarray,
 
     volume = sitk.GetArrayFromImage(patch)  # z, y, x
     index = np.array([patch.TransformPhysicalPointToContinuousIndex([float(v) for v in p]) for p in points])
-    views = [("axial (z)", volume.max(axis=0), index[:, 0], index[:, 1]),
-             ("coronal (y)", volume.max(axis=1), index[:, 0], index[:, 2]),
-             ("sagittal (x)", volume.max(axis=2), index[:, 1], index[:, 2])]
+    views = [
+        ("axial (z)", volume.max(axis=0), index[:, 0], index[:, 1]),
+        ("coronal (y)", volume.max(axis=1), index[:, 0], index[:, 2]),
+        ("sagittal (x)", volume.max(axis=2), index[:, 1], index[:, 2]),
+    ]
     figure, axes = plt.subplots(1, 3, figsize=(12, 4.4))
     for axis, (name, image, u, v) in zip(axes, views, strict=True):
         axis.imshow(image, cmap="gray", origin="lower")

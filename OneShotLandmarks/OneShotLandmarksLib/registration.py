@@ -46,23 +46,28 @@ def _at_spacing(image: sitk.Image, grid: sitk.Image, transform: sitk.Transform |
     return sitk.Resample(image, grid, transform or sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
 
 
-def linear_registration(fixed: sitk.Image, moving: sitk.Image, config: DetectionConfig,
-                        seed: int = 0) -> tuple[sitk.Transform, float]:
+def linear_registration(
+    fixed: sitk.Image, moving: sitk.Image, config: DetectionConfig, seed: int = 0
+) -> tuple[sitk.Transform, float]:
     """Multi-resolution rigid / similarity registration by normalised correlation; fixed -> moving."""
     method = sitk.ImageRegistrationMethod()
     method.SetMetricAsCorrelation()
     method.SetMetricSamplingStrategy(method.RANDOM)
     method.SetMetricSamplingPercentage(0.25, seed)
     method.SetInterpolator(sitk.sitkLinear)
-    method.SetOptimizerAsRegularStepGradientDescent(learningRate=1.0, minStep=1e-4,
-                                                   numberOfIterations=config.linear_iterations,
-                                                   relaxationFactor=0.6)
+    method.SetOptimizerAsRegularStepGradientDescent(
+        learningRate=1.0, minStep=1e-4, numberOfIterations=config.linear_iterations, relaxationFactor=0.6
+    )
     method.SetOptimizerScalesFromPhysicalShift()
     levels = config.linear_shrink_factors
     method.SetShrinkFactorsPerLevel(levels)
     method.SetSmoothingSigmasPerLevel([max(f - 1, 0) * fixed.GetSpacing()[0] for f in levels])
     method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
-    transform = sitk.Similarity3DTransform() if config.linear_transform == "similarity" else sitk.VersorRigid3DTransform()
+    transform = (
+        sitk.Similarity3DTransform()
+        if config.linear_transform == "similarity"
+        else sitk.VersorRigid3DTransform()
+    )
     centre = fixed.TransformContinuousIndexToPhysicalPoint([(s - 1) / 2 for s in fixed.GetSize()])
     transform.SetCenter(centre)
     method.SetInitialTransform(transform, inPlace=True)
@@ -70,8 +75,13 @@ def linear_registration(fixed: sitk.Image, moving: sitk.Image, config: Detection
     return transform, float(method.GetMetricValue())
 
 
-def demons_registration(fixed: sitk.Image, moving: sitk.Image, linear: sitk.Transform, config: DetectionConfig,
-                        cancel: CancelToken | None = None) -> sitk.Image | None:
+def demons_registration(
+    fixed: sitk.Image,
+    moving: sitk.Image,
+    linear: sitk.Transform,
+    config: DetectionConfig,
+    cancel: CancelToken | None = None,
+) -> sitk.Image | None:
     """Multi-resolution diffeomorphic demons of the linearly aligned moving image onto ``fixed``."""
     field = None
     for spacing, iterations in zip(config.demons_spacings_mm, config.demons_iterations, strict=True):
@@ -88,13 +98,20 @@ def demons_registration(fixed: sitk.Image, moving: sitk.Image, linear: sitk.Tran
         if field is None:
             field = demons.Execute(fixed_level, moving_level)
         else:
-            initial = sitk.Resample(field, grid, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkVectorFloat64)
+            initial = sitk.Resample(
+                field, grid, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkVectorFloat64
+            )
             field = demons.Execute(fixed_level, moving_level, initial)
     return field
 
 
-def register(fixed: sitk.Image, moving: sitk.Image, config: DetectionConfig,
-             progress: ProgressCallback = no_progress, cancel: CancelToken | None = None) -> RegistrationResult:
+def register(
+    fixed: sitk.Image,
+    moving: sitk.Image,
+    config: DetectionConfig,
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+) -> RegistrationResult:
     progress(None, "linear registration")
     linear, metric = linear_registration(fixed, moving, config)
     progress(None, "demons registration")

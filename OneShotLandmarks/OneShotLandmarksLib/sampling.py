@@ -76,11 +76,18 @@ def prepare_image(image: sitk.Image, spacing: float) -> sitk.Image:
     return scaled
 
 
-def resample(image: sitk.Image, grid: PatchGrid, transform: sitk.Transform | None = None,
-             linear: bool = True) -> np.ndarray:
+def resample(
+    image: sitk.Image, grid: PatchGrid, transform: sitk.Transform | None = None, linear: bool = True
+) -> np.ndarray:
     """Values of ``image`` at ``transform(grid voxel)``; outside the image -> 0 (air)."""
-    out = sitk.Resample(image, grid.image(), transform or sitk.Transform(),
-                        sitk.sitkLinear if linear else sitk.sitkNearestNeighbor, 0.0, sitk.sitkFloat32)
+    out = sitk.Resample(
+        image,
+        grid.image(),
+        transform or sitk.Transform(),
+        sitk.sitkLinear if linear else sitk.sitkNearestNeighbor,
+        0.0,
+        sitk.sitkFloat32,
+    )
     return sitk.GetArrayFromImage(out)
 
 
@@ -94,19 +101,23 @@ def restack(stacks: list[np.ndarray]) -> list[np.ndarray]:
     return [stacks[0].transpose(1, 2, 0), stacks[1].transpose(1, 0, 2), stacks[2]]
 
 
-def random_pose(rng: np.random.Generator, max_rotation_deg: float, max_translation_mm: float
-                ) -> tuple[np.ndarray, np.ndarray]:
+def random_pose(
+    rng: np.random.Generator, max_rotation_deg: float, max_translation_mm: float
+) -> tuple[np.ndarray, np.ndarray]:
     """R, T of Algorithm 1: uniform angles in ±ΔR per axis, uniform shifts in ±ΔT per axis."""
     angles = rng.uniform(-1, 1, 3) * max_rotation_deg
-    return Rotation.from_euler("xyz", angles, degrees=True).as_matrix(), rng.uniform(-1, 1, 3) * max_translation_mm
+    return Rotation.from_euler("xyz", angles, degrees=True).as_matrix(), rng.uniform(
+        -1, 1, 3
+    ) * max_translation_mm
 
 
 def image_axes(image: sitk.Image) -> np.ndarray:
     return np.asarray(image.GetDirection(), float).reshape(3, 3)
 
 
-def pose_transform(rotation: np.ndarray, source_centre: np.ndarray, target_centre: np.ndarray
-                   ) -> sitk.AffineTransform:
+def pose_transform(
+    rotation: np.ndarray, source_centre: np.ndarray, target_centre: np.ndarray
+) -> sitk.AffineTransform:
     """y = R (x - source_centre) + target_centre, as a SimpleITK transform (maps source to target)."""
     transform = sitk.AffineTransform(3)
     transform.SetMatrix([float(v) for v in np.asarray(rotation, float).ravel()])
@@ -115,11 +126,13 @@ def pose_transform(rotation: np.ndarray, source_centre: np.ndarray, target_centr
     return transform
 
 
-def apply_pose(points: np.ndarray, rotation: np.ndarray, source_centre: np.ndarray,
-               target_centre: np.ndarray) -> np.ndarray:
+def apply_pose(
+    points: np.ndarray, rotation: np.ndarray, source_centre: np.ndarray, target_centre: np.ndarray
+) -> np.ndarray:
     return (np.asarray(points, float) - source_centre) @ np.asarray(rotation).T + target_centre
 
 
-def invert_pose(points: np.ndarray, rotation: np.ndarray, source_centre: np.ndarray,
-                target_centre: np.ndarray) -> np.ndarray:
+def invert_pose(
+    points: np.ndarray, rotation: np.ndarray, source_centre: np.ndarray, target_centre: np.ndarray
+) -> np.ndarray:
     return (np.asarray(points, float) - target_centre) @ np.asarray(rotation) + source_centre

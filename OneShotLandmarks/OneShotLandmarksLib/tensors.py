@@ -29,6 +29,8 @@ def shaped_like(state: dict[str, torch.Tensor], like: dict[str, torch.Tensor]) -
 
 def optimiser_state(stored: dict[str, Any]) -> dict[str, Any]:
     """An optimiser state dict read back from a model file: 'step' scalars restored, int keys restored."""
-    state = {int(k): {name: (v.reshape(()) if name == "step" else v) for name, v in s.items()}
-             for k, s in stored["state"].items()}
+    state = {
+        int(k): {name: (v.reshape(()) if name == "step" else v) for name, v in s.items()}
+        for k, s in stored["state"].items()
+    }
     return {"state": state, "param_groups": stored["param_groups"]}

@@ -59,7 +59,7 @@ def slices_and_labels(image: sitk.Image, mask: sitk.Image, grid: PatchGrid) -> t
 
 def _batches(x: np.ndarray, y: np.ndarray, batch: int, order: np.ndarray):
     for start in range(0, len(order), batch):
-        pick = order[start:start + batch]
+        pick = order[start : start + batch]
         yield torch.from_numpy(x[pick])[:, None], torch.from_numpy(y[pick])[:, None]
 
 
@@ -69,12 +69,21 @@ def _loss(net: nn.Module, x: np.ndarray, y: np.ndarray, batch: int, device: torc
     with torch.inference_mode():
         for xb, yb in _batches(x, y, batch, np.arange(len(x))):
             logits = net(xb.to(device))
-            total += float(nn.functional.binary_cross_entropy_with_logits(logits, yb.to(device), reduction="sum"))
+            total += float(
+                nn.functional.binary_cross_entropy_with_logits(logits, yb.to(device), reduction="sum")
+            )
     return total / y.size
 
 
-def _train_epoch(net, optimiser, data: TrainingData, config: TrainingConfig, epoch: int,
-                 device: torch.device, cancel: CancelToken | None) -> float:
+def _train_epoch(
+    net,
+    optimiser,
+    data: TrainingData,
+    config: TrainingConfig,
+    epoch: int,
+    device: torch.device,
+    cancel: CancelToken | None,
+) -> float:
     rng = np.random.default_rng([config.seed, epoch])
     torch.manual_seed(config.seed * 100003 + epoch)
     net.train()
@@ -82,8 +91,9 @@ def _train_epoch(net, optimiser, data: TrainingData, config: TrainingConfig, epo
     axes = image_axes(data.reference)
     for _ in range(config.volumes_per_epoch):
         rotation, translation = random_pose(rng, config.max_rotation_deg, config.max_translation_mm)
-        grid = PatchGrid(data.reference_centre + translation, rotation @ axes, config.working_spacing_mm,
-                         (data.size,) * 3)
+        grid = PatchGrid(
+            data.reference_centre + translation, rotation @ axes, config.working_spacing_mm, (data.size,) * 3
+        )
         x, y = slices_and_labels(data.reference, data.reference_soi, grid)
         for xb, yb in _batches(x, y, config.batch_size, rng.permutation(len(x))):
             if cancel:
@@ -97,28 +107,38 @@ def _train_epoch(net, optimiser, data: TrainingData, config: TrainingConfig, epo
 
 
 def _save_checkpoint(path, config: TrainingConfig, state: TrainingState, net, optimiser, best) -> None:
-    save_model_file(path, ModelFile(
-        kind=CHECKPOINT_KIND,
-        config={"training": config.to_dict(), "state": state.__dict__},
-        tensors=without_scalars({"weights": net.state_dict(), "optimiser": optimiser.state_dict(),
-                                 "best_weights": best}),
-    ))
+    save_model_file(
+        path,
+        ModelFile(
+            kind=CHECKPOINT_KIND,
+            config={"training": config.to_dict(), "state": state.__dict__},
+            tensors=without_scalars(
+                {"weights": net.state_dict(), "optimiser": optimiser.state_dict(), "best_weights": best}
+            ),
+        ),
+    )
 
 
 def _resume(path, config: TrainingConfig, net, optimiser) -> tuple[TrainingState, dict]:
     checkpoint = load_model_file(path, CHECKPOINT_KIND)
     if checkpoint.config["training"] != config.to_dict():
-        raise InputError(f"checkpoint '{path}'", "was written with other training settings; "
-                         "delete it or give another checkpoint path")
+        raise InputError(
+            f"checkpoint '{path}'",
+            "was written with other training settings; delete it or give another checkpoint path",
+        )
     own = net.state_dict()
     net.load_state_dict(shaped_like(checkpoint.tensors["weights"], own))
     optimiser.load_state_dict(optimiser_state(checkpoint.tensors["optimiser"]))
     return TrainingState(**checkpoint.config["state"]), shaped_like(checkpoint.tensors["best_weights"], own)
 
 
-def train_network(data: TrainingData, config: TrainingConfig, progress: ProgressCallback = no_progress,
-                  cancel: CancelToken | None = None, checkpoint_path: str | os.PathLike | None = None
-                  ) -> tuple[ShallowUNet, TrainingState]:
+def train_network(
+    data: TrainingData,
+    config: TrainingConfig,
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+    checkpoint_path: str | os.PathLike | None = None,
+) -> tuple[ShallowUNet, TrainingState]:
     """Train until the validation loss stops decreasing for ``patience`` epochs; return the best net."""
     device = select_device(config.device)
     torch.manual_seed(config.seed)
@@ -128,8 +148,9 @@ def train_network(data: TrainingData, config: TrainingConfig, progress: Progress
     if checkpoint_path and os.path.exists(checkpoint_path):
         state, best = _resume(checkpoint_path, config, net, optimiser)
         progress(state.epoch / config.max_epochs, f"resumed at epoch {state.epoch}")
-    validation_grid = PatchGrid(data.validation_centre, image_axes(data.validation), config.working_spacing_mm,
-                                (data.size,) * 3)
+    validation_grid = PatchGrid(
+        data.validation_centre, image_axes(data.validation), config.working_spacing_mm, (data.size,) * 3
+    )
     val_x, val_y = slices_and_labels(data.validation, data.validation_soi, validation_grid)
     while state.epoch < config.max_epochs and state.epochs_without_improvement < config.patience:
         started = time.perf_counter()
@@ -147,7 +168,10 @@ def train_network(data: TrainingData, config: TrainingConfig, progress: Progress
         state.epoch += 1
         if checkpoint_path:
             _save_checkpoint(checkpoint_path, config, state, net, optimiser, best)
-        progress(state.epoch / config.max_epochs,
-                 f"epoch {state.epoch}: train {train_loss:.4f} validation {val_loss:.4f} (best {state.best_loss:.4f})")
+        progress(
+            state.epoch / config.max_epochs,
+            f"epoch {state.epoch}: train {train_loss:.4f} validation {val_loss:.4f}"
+            f" (best {state.best_loss:.4f})",
+        )
     net.load_state_dict(best)
     return net.eval(), state

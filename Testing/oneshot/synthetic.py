@@ -19,9 +19,11 @@ def physical_grid(shape: tuple[int, int, int], spacing: float = 1.0) -> np.ndarr
     return np.stack([xx, yy, zz], axis=-1)
 
 
-def asymmetric_object(points: np.ndarray, centre: np.ndarray, rotation: np.ndarray = np.eye(3)) -> np.ndarray:
+def asymmetric_object(
+    points: np.ndarray, centre: np.ndarray, rotation: np.ndarray | None = None
+) -> np.ndarray:
     """A soft ellipsoid (semi-axes 9, 5, 3 mm) with an off-axis knob, no symmetry; in [0, 1]."""
-    local = (points - centre) @ rotation  # object coordinates
+    local = (points - centre) @ (np.eye(3) if rotation is None else rotation)  # object coordinates
     body = np.sum((local / np.array([9.0, 5.0, 3.0])) ** 2, axis=-1)
     knob = np.sum((local - np.array([5.0, 3.5, 1.5])) ** 2, axis=-1) / 2.5**2
     return np.clip(np.maximum(1.5 - body, 1.5 - knob), 0, 1)

@@ -25,7 +25,9 @@ def test_patch_grid_round_trip_and_resampling_geometry():
     grid = PatchGrid(np.array([10.0, -5.0, 3.0]), ROTATION, 0.7, (20, 24, 16))
     assert np.abs(grid.to_physical(grid.to_index(POINTS)) - POINTS).max() < 1e-3
     image = grid.image()
-    itk_points = np.array([image.TransformContinuousIndexToPhysicalPoint(list(i)) for i in grid.to_index(POINTS)])
+    itk_points = np.array(
+        [image.TransformContinuousIndexToPhysicalPoint(list(i)) for i in grid.to_index(POINTS)]
+    )
     assert np.abs(itk_points - POINTS).max() < 1e-3
     # a bright voxel of a source image must appear where the grid says it is after resampling
     source = sitk.Image([40, 40, 40], sitk.sitkFloat32)

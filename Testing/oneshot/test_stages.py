@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from OneShotLandmarksLib.config import DetectionConfig
-from OneShotLandmarksLib.localization import SOINotFound, localize
+from OneShotLandmarksLib.localization import SOINotFoundError, localize
 from OneShotLandmarksLib.orientation import (
     candidate_rotations,
     choose_rotation,
@@ -22,7 +22,7 @@ SHAPE = (48, 48, 48)
 CENTRE = np.array([24.0, 23.0, 24.5])
 
 
-def _object_image(centre: np.ndarray, rotation: np.ndarray = np.eye(3)):
+def _object_image(centre: np.ndarray, rotation: np.ndarray | None = None):
     return image_from(asymmetric_object(physical_grid(SHAPE), centre, rotation))
 
 
@@ -30,9 +30,18 @@ def test_localization_recovers_translation_within_one_voxel():
     shift = np.array([4.3, -3.1, 2.2])
     target = _object_image(CENTRE + shift)
     grid = PatchGrid(CENTRE, np.eye(3), 1.0, (28, 28, 28))
-    found = localize(stand_in_predictor, target, CENTRE, grid, max_iterations=10, shift_threshold_mm=0.05,
-                     min_mass_mm3=10.0)
-    truth_centre, _ = second_moments(asymmetric_object(physical_grid(SHAPE), CENTRE + shift), physical_grid(SHAPE))
+    found = localize(
+        stand_in_predictor,
+        target,
+        CENTRE,
+        grid,
+        max_iterations=10,
+        shift_threshold_mm=0.05,
+        min_mass_mm3=10.0,
+    )
+    truth_centre, _ = second_moments(
+        asymmetric_object(physical_grid(SHAPE), CENTRE + shift), physical_grid(SHAPE)
+    )
     assert len(found.iterations) >= 2
     assert np.linalg.norm(found.centre - truth_centre) < 1.0  # voxel = 1 mm
     assert np.linalg.norm(found.centre - CENTRE) > 4.0  # it did move
@@ -41,7 +50,7 @@ def test_localization_recovers_translation_within_one_voxel():
 def test_localization_reports_missing_structure():
     empty = image_from(np.zeros(SHAPE))
     grid = PatchGrid(CENTRE, np.eye(3), 1.0, (28, 28, 28))
-    with pytest.raises(SOINotFound, match="not found"):
+    with pytest.raises(SOINotFoundError, match="not found"):
         localize(stand_in_predictor, empty, CENTRE, grid, 5, 0.1, min_mass_mm3=10.0)
 
 
@@ -56,8 +65,9 @@ def test_rotation_recovered_within_three_degrees(euler):
     reference_patch = resample(reference, grid)
     _, reference_cov = second_moments(reference_patch, grid.voxel_coordinates())
     target_grid = PatchGrid(target_centre, np.eye(3), 1.0, (36, 36, 36))
-    found_centre, target_cov = second_moments(stand_in_predictor(resample(target, target_grid)),
-                                              target_grid.voxel_coordinates())
+    found_centre, target_cov = second_moments(
+        stand_in_predictor(resample(target, target_grid)), target_grid.voxel_coordinates()
+    )
 
     def similarity(rotation):
         moved = resample(target, grid, pose_transform(rotation, CENTRE, found_centre))
@@ -84,8 +94,14 @@ def test_demons_transports_landmarks_through_smooth_warp_within_half_voxel():
     moving = image_from(texture)  # the reference patch
 
     def warp(p):  # true fixed -> moving map u(x) = x + d(x), smooth, up to 1.5 mm
-        return np.stack([1.5 * np.sin(2 * np.pi * p[..., 1] / 40), 1.2 * np.sin(2 * np.pi * p[..., 2] / 40),
-                         1.0 * np.cos(2 * np.pi * p[..., 0] / 40)], axis=-1)
+        return np.stack(
+            [
+                1.5 * np.sin(2 * np.pi * p[..., 1] / 40),
+                1.2 * np.sin(2 * np.pi * p[..., 2] / 40),
+                1.0 * np.cos(2 * np.pi * p[..., 0] / 40),
+            ],
+            axis=-1,
+        )
 
     import SimpleITK as sitk
 
@@ -94,8 +110,13 @@ def test_demons_transports_landmarks_through_smooth_warp_within_half_voxel():
     fixed = sitk.Resample(moving, moving, sitk.DisplacementFieldTransform(field), sitk.sitkBSpline, 0.0)
     truth_fixed = np.random.default_rng(0).uniform(12, 28, (15, 3))
     landmarks_moving = truth_fixed + warp(truth_fixed)
-    config = DetectionConfig(linear_transform="rigid", demons_spacings_mm=[2.0, 1.0], demons_iterations=[60, 60],
-                             demons_smoothing_voxels=1.5, linear_shrink_factors=[2, 1])
+    config = DetectionConfig(
+        linear_transform="rigid",
+        demons_spacings_mm=[2.0, 1.0],
+        demons_iterations=[60, 60],
+        demons_smoothing_voxels=1.5,
+        linear_shrink_factors=[2, 1],
+    )
     found = transport_points(landmarks_moving, register(fixed, moving, config))
     error = np.linalg.norm(found - truth_fixed, axis=1)
     assert np.linalg.norm(landmarks_moving - truth_fixed, axis=1).mean() > 1.0  # the warp matters

@@ -1,0 +1,176 @@
+"""Bad inputs give clear errors or recorded failures; training resumes after an interruption."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+from LandmarkCoreLib.errors import Cancelled, InputError, ModelFileError
+from LandmarkCoreLib.images import write_image
+from LandmarkCoreLib.landmarks import LandmarkSet
+from LandmarkCoreLib.modelfile import ModelFile, save_model_file
+from LandmarkCoreLib.progress import CancelToken
+from OneShotLandmarksLib import cli
+from OneShotLandmarksLib.config import DetectionConfig, TrainingConfig
+from OneShotLandmarksLib.model import OneShotModel
+from OneShotLandmarksLib.pipeline import detect_landmarks, train_model
+from synthetic import asymmetric_object, image_from, physical_grid
+
+SHAPE = (36, 36, 36)
+CENTRE = np.array([18.0, 17.0, 18.5])
+TINY = dict(
+    width=8,
+    working_spacing_mm=2.0,
+    volumes_per_epoch=3,
+    batch_size=16,
+    max_epochs=6,
+    patience=10,
+    learning_rate=1e-2,
+)
+SHORT = {**TINY, "max_epochs": 3, "volumes_per_epoch": 1}
+FAST_DETECTION = DetectionConfig(
+    registration_spacing_mm=2.0,
+    demons_spacings_mm=[2.0],
+    demons_iterations=[5],
+    linear_shrink_factors=[1],
+    linear_iterations=10,
+    max_iterations=2,
+)
+
+
+def _volume(rotation=None):
+    array = asymmetric_object(physical_grid(SHAPE), CENTRE, rotation)
+    return image_from(array), image_from((array > 0.5).astype(np.float32))
+
+
+REFERENCE, REFERENCE_SOI = _volume()
+VALIDATION, VALIDATION_SOI = _volume(np.array([[0.0, -1, 0], [1, 0, 0], [0, 0, 1]]))
+LANDMARKS = LandmarkSet(["a", "b", "c"], CENTRE + np.array([[4.0, 0, 0], [0, 2, 0], [-3, 0, 1]]))
+
+
+def _train(**overrides):
+    return train_model(
+        REFERENCE,
+        LANDMARKS,
+        REFERENCE_SOI,
+        VALIDATION,
+        VALIDATION_SOI,
+        TrainingConfig(**{**TINY, **overrides}),
+        FAST_DETECTION,
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    _train().save(path)
+    return path
+
+
+def test_empty_soi_mask_is_refused():
+    with pytest.raises(InputError, match="reference SOI mask.*no foreground"):
+        train_model(
+            REFERENCE, LANDMARKS, REFERENCE_SOI * 0, VALIDATION, VALIDATION_SOI, TrainingConfig(**TINY)
+        )
+
+
+def test_landmarks_outside_reference_are_refused():
+    outside = LandmarkSet(["a", "far"], np.array([CENTRE, CENTRE + 100.0]))
+    with pytest.raises(InputError, match="outside the reference image: far"):
+        train_model(REFERENCE, outside, REFERENCE_SOI, VALIDATION, VALIDATION_SOI, TrainingConfig(**TINY))
+
+
+def test_2d_input_is_refused(tiny_model):
+    flat = sitk.Image([20, 20], sitk.sitkFloat32)
+    with pytest.raises(InputError, match="target image: must be a 3D image, got 2D"):
+        detect_landmarks(OneShotModel.load(tiny_model), flat)
+    with pytest.raises(InputError, match="validation image: must be a 3D image"):
+        train_model(REFERENCE, LANDMARKS, REFERENCE_SOI, flat, VALIDATION_SOI, TrainingConfig(**TINY))
+
+
+def test_corrupt_or_foreign_model_files_are_refused(tiny_model, tmp_path):
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(tiny_model.read_bytes()[:5000])
+    with pytest.raises(ModelFileError, match="corrupt.pt"):
+        OneShotModel.load(corrupt)
+    foreign = tmp_path / "knee.pt"
+    save_model_file(foreign, ModelFile("knee-model", {}, {"w": torch.zeros(2)}))
+    with pytest.raises(ModelFileError, match="knee-model"):
+        OneShotModel.load(foreign)
+    pickled = tmp_path / "pickled.pt"
+    torch.save({"format": "slicer-landmark-detection-model", "evil": object()}, pickled)
+    with pytest.raises(ModelFileError):
+        OneShotModel.load(pickled)
+
+
+def test_interrupted_training_resumes_from_checkpoint(tmp_path):
+    checkpoint = tmp_path / "run.checkpoint"
+    cancel = CancelToken()
+
+    def cancel_after_first_epoch(fraction, message):
+        if message.startswith("epoch 1:"):
+            cancel.cancel()
+
+    with pytest.raises(Cancelled):
+        train_model(
+            REFERENCE,
+            LANDMARKS,
+            REFERENCE_SOI,
+            VALIDATION,
+            VALIDATION_SOI,
+            TrainingConfig(**SHORT),
+            FAST_DETECTION,
+            cancel_after_first_epoch,
+            cancel,
+            checkpoint,
+        )
+    assert checkpoint.exists()
+    messages = []
+    model = train_model(
+        REFERENCE,
+        LANDMARKS,
+        REFERENCE_SOI,
+        VALIDATION,
+        VALIDATION_SOI,
+        TrainingConfig(**SHORT),
+        FAST_DETECTION,
+        lambda f, m: messages.append(m),
+        None,
+        checkpoint,
+    )
+    assert messages[0] == "resumed at epoch 1"
+    assert [h["epoch"] for h in model.training_summary["history"]] == [0, 1, 2]
+    with pytest.raises(InputError, match="other training settings"):
+        train_model(
+            REFERENCE,
+            LANDMARKS,
+            REFERENCE_SOI,
+            VALIDATION,
+            VALIDATION_SOI,
+            TrainingConfig(**{**SHORT, "seed": 7}),
+            FAST_DETECTION,
+            checkpoint_path=checkpoint,
+        )
+
+
+def test_cli_records_a_failing_target_and_keeps_the_others(tiny_model, tmp_path):
+    good = tmp_path / "in" / "good.nii.gz"
+    write_image(good, REFERENCE)
+    write_image(tmp_path / "in" / "empty.nii.gz", image_from(np.zeros(SHAPE)))
+    (tmp_path / "in" / "flat.nii.gz").parent.mkdir(exist_ok=True)
+    write_image(tmp_path / "in" / "flat.nii.gz", sitk.Image([20, 20], sitk.sitkFloat32))
+    out = tmp_path / "out"
+    code = cli.main(
+        ["detect", "-m", str(tiny_model), "-o", str(out), "--progress-format", "jsonl", str(tmp_path / "in")]
+    )
+    assert code == 1
+    log = json.loads((out / "detection_log_oneshot.json").read_text())
+    status = {r["target"].split("/")[-1]: r for r in log["targets"]}
+    assert status["empty.nii.gz"]["status"] == "failed" and "not found" in status["empty.nii.gz"]["error"]
+    assert status["flat.nii.gz"]["status"] == "failed" and "3D" in status["flat.nii.gz"]["error"]
+    assert status["good.nii.gz"]["status"] == "ok"
+    assert (out / "good.mrk.json").exists() and (out / "good_qc.png").exists()
+    assert not (out / "empty.mrk.json").exists()
