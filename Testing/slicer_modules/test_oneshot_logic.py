@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import slicer
-import vtk
 from conftest import scene_snapshot
 from LandmarkCoreLib.errors import InputError, LandmarkError, ModelFileError
 from LandmarkCoreLib.landmarks import LPS_RAS_FLIP, LandmarkSet
@@ -35,24 +34,6 @@ def _subject(data_root, name):
     return next(s for s in mouse_skull_subjects(data_root) if s.name == name)
 
 
-def _segmentation_from_mask(scene, mask_image, name):
-    """A segmentation node with one segment 'SOI' made from a binary SimpleITK mask."""
-    from LandmarkCoreLib.mrml_bridge import image_to_volume_node
-
-    scalar = image_to_volume_node(mask_image, scene, f"{name} mask", create_display=False)
-    labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", f"{name} labelmap")
-    labelmap.SetAndObserveImageData(scalar.GetImageData())
-    matrix = vtk.vtkMatrix4x4()
-    scalar.GetIJKToRASMatrix(matrix)
-    labelmap.SetIJKToRASMatrix(matrix)
-    segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", name)
-    assert slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(labelmap, segmentation)
-    segmentation.GetSegmentation().GetNthSegment(0).SetName("SOI")
-    scene.RemoveNode(labelmap)
-    scene.RemoveNode(scalar)
-    return segmentation, segmentation.GetSegmentation().GetNthSegmentID(0)
-
-
 @pytest.fixture(scope="module")
 def case(data_root, tmp_path_factory):
     """Scene with reference/validation/target nodes and a model trained through the Logic."""
@@ -61,7 +42,6 @@ def case(data_root, tmp_path_factory):
         landmarks_to_markups_node,
         new_scene_with_logic,
     )
-    from LandmarkCoreLib.segmentations import read_mask
 
     import OneShotLandmarks
 
@@ -74,10 +54,9 @@ def case(data_root, tmp_path_factory):
         nodes[role] = image_to_volume_node(image, scene, name)
         nodes[f"{role}_file"] = subject.image
         nodes[f"{role}_truth"] = subject.read_landmarks()
-        if role != "target":
-            mask = read_mask(subject.bone_mask, reference=image)
-            segmentation = _segmentation_from_mask(scene, mask, f"{name} SOI")
-            nodes[f"{role}_seg"], nodes[f"{role}_segment"] = segmentation
+        if role != "target":  # the data's bone masks are this threshold recipe (checked below)
+            soi = OneShotLandmarks.OneShotLandmarksLogic.createThresholdSoi(nodes[role], 40.0, f"{name} SOI")
+            nodes[f"{role}_seg"], nodes[f"{role}_segment"] = soi
     nodes["landmarks_labels"] = nodes["reference_truth"].labels
     nodes["landmarks"] = landmarks_to_markups_node(nodes["reference_truth"], scene, f"{REFERENCE} landmarks")
     logic = OneShotLandmarks.OneShotLandmarksLogic()
