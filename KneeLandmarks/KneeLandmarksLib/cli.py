@@ -77,7 +77,13 @@ def _add_detect(sub) -> None:
     p.add_argument("images", nargs="+", type=Path)
     p.add_argument("-m", "--model", type=Path, help="model file (default: the bundled cephalometric model)")
     p.add_argument("-o", "--outdir", type=Path, required=True)
-    p.add_argument("--spacing", type=float, help="pixel size (mm) overriding the files' own")
+    p.add_argument("--spacing", type=float, help="pixel size (mm) overriding the files' own (output in mm)")
+    p.add_argument(
+        "--pixel-size",
+        type=float,
+        help="true pixel size (mm) for detection only; output stays in the files' own space "
+        "(a JPEG: column, row)",
+    )
     p.add_argument("--single-stage", action="store_true", help="skip stage 1 (ROI at the training mean)")
     _add_common(p)
 
@@ -140,6 +146,7 @@ def _run_detect(args) -> None:
             image,
             single_stage=args.single_stage,
             notice=lambda text, p=path: print(f"{p}: {text}", file=sys.stderr),
+            pixel_size_mm=args.pixel_size,
         )
         name = path.name.split(".")[0]
         write_landmarks(args.outdir / f"{name}.mrk.json", landmarks)

@@ -118,8 +118,8 @@ def prepare_image(
     return image, image_array(image)
 
 
-def check_field_of_view(image: sitk.Image, preset: Preset) -> None:
-    extent = np.array(image.GetSize()[:2], dtype=float) * np.array(image.GetSpacing()[:2])
+def check_field_of_view(image: sitk.Image, spacing: tuple[float, float], preset: Preset) -> None:
+    extent = np.array(image.GetSize()[:2], dtype=float) * np.array(spacing)
     field = np.array(preset.stage2.field_mm)
     if np.all(extent < MIN_FIELD_FRACTION * field) or min(image.GetSize()[:2]) < 16:
         raise InputError(
@@ -194,13 +194,24 @@ def detect_landmarks(
     single_stage: bool = False,
     mirror: bool = False,
     notice: Callable[[str], None] | None = None,
+    pixel_size_mm: float | None = None,
 ) -> LandmarkSet:
     """Landmarks of ``model``'s preset on a 2D ``image``, in the image's physical space (LPS mm; a plain
     JPEG/PNG: column * spacing, row * spacing). ``mirror`` flips the image left-right first (KNEEL's
-    left knees); ``single_stage`` skips stage 1 and uses the training-set mean ROI position."""
+    left knees); ``single_stage`` skips stage 1 and uses the training-set mean ROI position.
+    ``pixel_size_mm``: the true pixel size when the image's spacing is not (a JPEG read with 1.0); it
+    sets the scale the networks see, the output stays in the image's own physical space."""
     image, array = prepare_image(image, notice)
-    check_field_of_view(image, model.preset)
-    spacing = tuple(float(s) for s in image.GetSpacing()[:2])
+    if pixel_size_mm is not None:
+        spacing = (float(pixel_size_mm), float(pixel_size_mm))
+    else:
+        spacing = tuple(float(s) for s in image.GetSpacing()[:2])
+        if spacing == (1.0, 1.0) and notice is not None:
+            notice(
+                "the image's pixel size is 1 mm, the default of files without one; if that is not its "
+                "true pixel size, give it (pixel_size_mm / --pixel-size) or set the spacing"
+            )
+    check_field_of_view(image, spacing, model.preset)
     stage2 = scale_array(array, spacing, model.preset.stage2.spacing_mm)
     progress(0.1, "stage 1: locating the region of interest")
     centre = roi_centre(model, stage2, mirror, single_stage)

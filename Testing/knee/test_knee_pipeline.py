@@ -86,3 +86,14 @@ def test_image_far_smaller_than_the_field_of_view_is_refused(tiny_preset):
     tiny = image_with_geometry(size=(40, 40), spacing=(0.1, 0.1))
     with pytest.raises(InputError, match="far smaller"):
         detect_landmarks(oracle_model(tiny_preset), tiny)
+
+
+def test_pixel_size_scales_the_networks_view_but_not_the_output_space(tiny_preset):
+    image = image_with_geometry(size=(80, 60), spacing=(1.0, 1.0), origin=(0.0, 0.0))
+    notices = []
+    plain = detect_landmarks(oracle_model(tiny_preset), image, notice=notices.append)
+    assert any("pixel size is 1 mm" in n for n in notices)
+    scaled = detect_landmarks(oracle_model(tiny_preset), image, single_stage=True, pixel_size_mm=0.5)
+    # the prior (5, -3) mm is 10, -6 pixels at 0.5 mm; output in the image's own 1.0-spaced space
+    np.testing.assert_allclose(scaled.points[0], expected_centre(image) + [10.0, -6.0], atol=0.6)
+    np.testing.assert_allclose(plain.points[0], expected_centre(image), atol=0.6)
