@@ -5,7 +5,8 @@ Examples::
     knee-landmarks train --preset cephalometric --data isbi:train --stage 1 -o stage1.pt
     knee-landmarks train --preset cephalometric --data isbi:train --stage 2 --init stage1.pt -o model.pt
     knee-landmarks detect -o out/ 151.jpg 152.jpg --spacing 0.1        # bundled cephalometric model
-    knee-landmarks evaluate --predictions out/ --truth truth/ -o report/
+    knee-landmarks evaluate --predictions out/ --truth truth/ --output report/
+    knee-landmarks import-kneel --roi-snapshot lc/ --landmark-snapshot hc/ -o kneel.pt
 """
 
 from __future__ import annotations
@@ -88,6 +89,32 @@ def _add_detect(sub) -> None:
     _add_common(p)
 
 
+def _add_import(sub) -> None:
+    p = sub.add_parser("import-kneel", help="convert the KNEEL authors' snapshot folders into a model file")
+    p.add_argument("--roi-snapshot", type=Path, required=True, help="ROI ('lc') folder with fold_*.pth")
+    p.add_argument("--landmark-snapshot", type=Path, required=True, help="landmark ('hc') folder")
+    p.add_argument("--mean-std", type=Path, help="their mean_std.npy")
+    p.add_argument(
+        "--roi-args", type=Path, help="JSON of the ROI model's training arguments (else session.pkl)"
+    )
+    p.add_argument("--landmark-args", type=Path, help="JSON of the landmark model's arguments")
+    p.add_argument("-o", "--output", type=Path, required=True)
+
+
+def _run_import(args) -> None:
+    from .kneel_import import import_kneel_snapshots
+
+    import_kneel_snapshots(
+        args.roi_snapshot,
+        args.landmark_snapshot,
+        args.output,
+        args.mean_std,
+        args.roi_args,
+        args.landmark_args,
+    )
+    print(f"wrote {args.output}")
+
+
 def _run_train(args) -> None:
     from .data import resolve_training_cases
     from .presets import get_preset
@@ -158,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
     _add_detect(sub)
+    _add_import(sub)
     evaluate = sub.add_parser("evaluate", help="compare detections with ground truth (MRE, SDR, CED)")
     add_evaluate_arguments(evaluate)
     evaluate.set_defaults(radii=list(EVALUATION_RADII_MM), outlier_threshold=OUTLIER_MM)
@@ -171,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
             _run_train(args)
         elif args.command == "detect":
             _run_detect(args)
+        elif args.command == "import-kneel":
+            _run_import(args)
         else:
             run_evaluate(args)
     except LandmarkError as exc:

@@ -71,6 +71,15 @@ def test_import_builds_a_fold_ensemble_that_averages_outputs(snapshots):
         assert torch.allclose(model.stage2(x), (folds[0] + folds[1]) / 2, atol=1e-6)
 
 
+def test_cli_import_then_load(snapshots):
+    from KneeLandmarksLib.cli import main
+
+    root, _, _ = snapshots
+    argv = ["import-kneel", "--roi-snapshot", str(root / "lc"), "--landmark-snapshot", str(root / "hc")]
+    assert main([*argv, "-o", str(root / "cli.pt")]) == 0
+    assert KneeModel.load(root / "cli.pt").landmark_names[0] == "tibia 0"
+
+
 def test_session_args_are_read_without_argparse_behaviour(snapshots):
     root, _, _ = snapshots
     args = read_session_args(root / "hc" / "session.pkl")
