@@ -14,6 +14,7 @@ from typing import Annotated
 import slicer
 import vtk
 from LandmarkCoreLib import slicer_support
+from LandmarkCoreLib.errors import InputError
 from slicer import (
     vtkMRMLMarkupsFiducialNode,
     vtkMRMLScalarVolumeNode,
@@ -61,7 +62,8 @@ class KneeLandmarksParameterNode:
     inputVolume: vtkMRMLScalarVolumeNode | vtkMRMLVectorVolumeNode
     modelSource: Annotated[str, Choice(list(MODEL_SOURCES))] = MODEL_SOURCES[0]
     modelPath: pathlib.Path = pathlib.Path()
-    snapshotFolder: pathlib.Path = pathlib.Path()
+    roiSnapshotFolder: pathlib.Path = pathlib.Path()
+    landmarkSnapshotFolder: pathlib.Path = pathlib.Path()
     outputLandmarks: vtkMRMLMarkupsFiducialNode
     batchInputFolder: pathlib.Path = pathlib.Path()
     batchOutputFolder: pathlib.Path = pathlib.Path()
@@ -140,8 +142,9 @@ class KneeLandmarksWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if p is None:
             return
         source = p.modelSource
-        self.ui.modelPathLineEdit.enabled = source == "model file"
-        self.ui.snapshotPathLineEdit.enabled = source == "KNEEL snapshot"
+        self.ui.modelPathLineEdit.enabled = source != "bundled cephalometric"
+        self.ui.roiSnapshotPathLineEdit.enabled = source == "KNEEL snapshot"
+        self.ui.landmarkSnapshotPathLineEdit.enabled = source == "KNEEL snapshot"
         busy = self._monitor is not None and self._monitor.busy
         self.ui.detectButton.enabled = bool(p.inputVolume) and not busy
         self.ui.batchDetectButton.enabled = (_isSet(p.batchInputFolder) and _isSet(p.batchOutputFolder)
@@ -150,7 +153,7 @@ class KneeLandmarksWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _model(self):
         p = self._parameterNode
-        return self.logic.loadModel(p.modelSource, p.modelPath, p.snapshotFolder)
+        return self.logic.loadModel(p.modelSource, p.modelPath, p.roiSnapshotFolder, p.landmarkSnapshotFolder)
 
     def onDetect(self) -> None:
         if not slicer_support.ensure_torch(self.moduleName):
@@ -159,19 +162,20 @@ class KneeLandmarksWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay("Detection failed.", waitCursor=True):
             model = self._model()
             self.ui.modelInfoLabel.text = self.logic.describeModel(model)
-            node = self.logic.detect(model, p.inputVolume, p.outputLandmarks)
+            notices = []
+            node = self.logic.detect(model, p.inputVolume, p.outputLandmarks, notice=notices.append)
             p.outputLandmarks = node
             p.detectedLandmarks = node
-            self._monitor.status(f"{node.GetNumberOfControlPoints()} landmarks in '{node.GetName()}'. "
-                                 + slicer_support.device_notice("auto"))
+            found = f"{node.GetNumberOfControlPoints()} landmarks in '{node.GetName()}'."
+            self._monitor.status(" ".join([found, *notices, slicer_support.device_notice("auto")]))
 
     def onBatchDetect(self) -> None:
         if not slicer_support.ensure_torch(self.moduleName):
             return
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay("Batch detection cannot start.", waitCursor=True):
-            task = self.logic.startBatchDetection(p.modelSource, p.modelPath, p.snapshotFolder,
-                                                  p.batchInputFolder, p.batchOutputFolder)
+            self._model()  # loads (or imports) the model; its file is what the background job reads
+            task = self.logic.startBatchDetection(p.batchInputFolder, p.batchOutputFolder)
             self._monitor.run(task, "Batch detection...", self._monitor.status)
 
     def onEvaluate(self) -> None:
@@ -186,16 +190,83 @@ class KneeLandmarksWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
 
 class KneeLandmarksLogic(ScriptedLoadableModuleLogic):
-    """Radiograph landmark detection on MRML nodes; no GUI code."""
+    """Radiograph landmark detection on MRML nodes; no GUI code.
+
+    :meth:`loadModel` then :meth:`detect` (in-process, well under a second per image), or
+    :meth:`startBatchDetection` (the ``knee-landmarks detect`` CLI in a child process).
+    """
 
     CLI_MODULE = "KneeLandmarksLib.cli"
+    IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm", ".nrrd", ".nii", ".nii.gz",
+                      ".mha", ".mhd")
+
+    def __init__(self) -> None:
+        ScriptedLoadableModuleLogic.__init__(self)
+        self.model = None
+        self.modelPath: pathlib.Path | None = None
 
     def getParameterNode(self):
         return KneeLandmarksParameterNode(super().getParameterNode())
 
+    def loadModel(self, source: str = MODEL_SOURCES[0], modelPath=None, roiSnapshotFolder=None,
+                  landmarkSnapshotFolder=None):
+        """The bundled model, a model file, or KNEEL snapshot folders imported into ``modelPath``."""
+        from KneeLandmarksLib.pipeline import KneeModel, default_model_path
+
+        if source not in MODEL_SOURCES:
+            raise InputError("model source", f"'{source}' is not one of {', '.join(MODEL_SOURCES)}")
+        if source == MODEL_SOURCES[0]:
+            path = default_model_path()
+        else:
+            if modelPath is None or not _isSet(pathlib.Path(modelPath)):
+                raise InputError("model file", "no file name given")
+            path = pathlib.Path(modelPath)
+        if source == "KNEEL snapshot":
+            from KneeLandmarksLib.kneel_import import import_kneel_snapshots
+
+            for folder, what in ((roiSnapshotFolder, "KNEEL ROI snapshot folder"),
+                                 (landmarkSnapshotFolder, "KNEEL landmark snapshot folder")):
+                if folder is None or not pathlib.Path(folder).is_dir():
+                    raise InputError(what, f"'{folder}' is not a folder")
+            import_kneel_snapshots(roiSnapshotFolder, landmarkSnapshotFolder, path)
+        self.model = KneeModel.load(path)
+        self.modelPath = path
+        return self.model
+
+    @staticmethod
+    def describeModel(model) -> str:
+        names = model.landmark_names
+        shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+        stages = "two stages" if model.stage1 is not None else "stage 2 only"
+        return f"{model.preset.name}: {len(names)} landmarks ({shown}); {stages}"
+
+    def detect(self, model, inputVolume, outputNode=None, notice=None):
+        """Landmarks of ``model`` on the 2D radiograph ``inputVolume``; returns the markups node (RAS)."""
+        from KneeLandmarksLib.pipeline import detect_landmarks
+        from LandmarkCoreLib.mrml_bridge import volume_node_to_image
+
+        slicer_support.require_node(model, "model")
+        slicer_support.require_node(inputVolume, "radiograph")
+        landmarks = detect_landmarks(model, volume_node_to_image(inputVolume, dimension=2), notice=notice)
+        return slicer_support.landmarks_into_node(landmarks, inputVolume, outputNode)
+
+    def startBatchDetection(self, inputFolder, outputFolder):
+        """Detect on every image of ``inputFolder`` with the loaded model, in a child process."""
+        import KneeLandmarksLib
+        import LandmarkCoreLib
+
+        if self.modelPath is None:
+            raise InputError("model", "load a model first")
+        images = slicer_support.image_files(inputFolder, self.IMAGE_SUFFIXES)
+        outputFolder = pathlib.Path(outputFolder)
+        arguments = ["-m", self.modelPath, "-o", outputFolder, *images]
+        return slicer_support.start_cli_task(
+            self.CLI_MODULE, "detect", arguments, [KneeLandmarksLib, LandmarkCoreLib],
+            finish=lambda result: f"{len(images)} images: landmarks written to {outputFolder}.")
+
 
 class KneeLandmarksTest(ScriptedLoadableModuleTest):
-    """Self-test inside Slicer (--testing): an ISBI-like radiograph through the bundled model."""
+    """Self-test inside Slicer (--testing): a synthetic radiograph through the bundled model."""
 
     def setUp(self) -> None:
         slicer.mrmlScene.Clear()
@@ -203,3 +274,16 @@ class KneeLandmarksTest(ScriptedLoadableModuleTest):
     def runTest(self) -> None:
         self.setUp()
         self.test_BundledModelDetects()
+
+    def test_BundledModelDetects(self) -> None:
+        import numpy as np
+
+        volume = slicer.util.addVolumeFromArray(np.random.default_rng(0).integers(0, 255, (1, 1200, 1000),
+                                                                                  dtype=np.uint8))
+        volume.SetSpacing(0.1, 0.1, 1.0)
+        logic = KneeLandmarksLogic()
+        model = logic.loadModel()
+        node = logic.detect(model, volume)
+        self.assertEqual(node.GetNumberOfControlPoints(), len(model.landmark_names))
+        self.assertEqual(node.GetNthControlPointLabel(0), model.landmark_names[0])
+        self.delayDisplay("Test passed")

@@ -488,18 +488,7 @@ class OneShotLandmarksLogic(ScriptedLoadableModuleLogic):
         slicer_support.require_node(targetVolume, "target volume")
         result = detect_landmarks(model, volume_node_to_image(targetVolume), method=method,
                                   progress=progress or no_progress, cancel=cancel, device=device)
-        return self._landmarksToNode(result.landmarks, targetVolume, outputNode)
-
-    @staticmethod
-    def _landmarksToNode(landmarks, targetVolume, outputNode=None):
-        from LandmarkCoreLib.mrml_bridge import landmarks_to_markups_node, set_markups_points
-
-        if outputNode is not None:
-            set_markups_points(outputNode, landmarks)
-            return outputNode
-        scene = slicer_support.scene_of(targetVolume)
-        return landmarks_to_markups_node(landmarks, scene, scene.GenerateUniqueName(
-            f"{targetVolume.GetName()} landmarks"))
+        return slicer_support.landmarks_into_node(result.landmarks, targetVolume, outputNode)
 
     # -- model files --------------------------------------------------------------------------
     def loadModel(self, path):
@@ -601,7 +590,7 @@ class OneShotLandmarksLogic(ScriptedLoadableModuleLogic):
 
         def finish(result):
             landmarks = read_landmarks(work / "out" / "target.mrk.json", "detected landmarks")
-            return self._landmarksToNode(landmarks, targetVolume, outputNode)
+            return slicer_support.landmarks_into_node(landmarks, targetVolume, outputNode)
 
         arguments = ["-m", self.modelPath, "-o", work / "out", "--method", method, "--device", device,
                      work / "target.nrrd"]

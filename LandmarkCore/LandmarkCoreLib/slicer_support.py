@@ -15,6 +15,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -148,6 +149,29 @@ def fill_error_table(table_node: Any, labels: list[str], errors: np.ndarray) -> 
         table.AddColumn(error_column)
     table_node.Modified()
     return mean
+
+
+def landmarks_into_node(landmarks: LandmarkSet, volume_node: Any, output_node: Any = None) -> Any:
+    """Put ``landmarks`` (LPS) into ``output_node``, or a new markups node named after the volume."""
+    from .mrml_bridge import landmarks_to_markups_node, set_markups_points
+
+    if output_node is not None:
+        set_markups_points(output_node, landmarks)
+        return output_node
+    scene = scene_of(volume_node)
+    return landmarks_to_markups_node(landmarks, scene,
+                                     scene.GenerateUniqueName(f"{volume_node.GetName()} landmarks"))
+
+
+def image_files(folder: Any, suffixes: Sequence[str]) -> list[Path]:
+    """The image files of ``folder`` (sorted); InputError if it is missing or holds none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"input folder '{folder}'", "does not exist")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(tuple(suffixes)))
+    if not files:
+        raise InputError(f"input folder '{folder}'", f"holds no image ({', '.join(suffixes)})")
+    return files
 
 
 def new_or_given_node(node: Any, scene: Any, class_name: str, name: str) -> Any:
