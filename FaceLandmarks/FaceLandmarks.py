@@ -9,7 +9,7 @@ process. torch-dependent packages are imported lazily so the module loads before
 from __future__ import annotations
 
 import pathlib
-from typing import Annotated
+from typing import Annotated, Union
 
 import slicer
 import vtk
@@ -59,7 +59,8 @@ The bundled model was trained on frames of the YouTube Faces DB (Wolf, Hassner, 
 
 @parameterNodeWrapper
 class FaceLandmarksParameterNode:
-    inputVolume: vtkMRMLScalarVolumeNode | vtkMRMLVectorVolumeNode
+    # typing.Union, not "|": Slicer's parameterNodeWrapper recognises node unions by typing.Union.
+    inputVolume: Union[vtkMRMLScalarVolumeNode, vtkMRMLVectorVolumeNode]  # noqa: UP007
     faceRegion: Annotated[str, Choice(list(FACE_REGIONS))] = FACE_REGIONS[0]
     faceRoi: vtkMRMLMarkupsROINode
     modelSource: Annotated[str, Choice(list(MODEL_SOURCES))] = MODEL_SOURCES[0]

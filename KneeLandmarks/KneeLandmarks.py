@@ -9,7 +9,7 @@ packages are imported lazily so that the module loads before torch is installed.
 from __future__ import annotations
 
 import pathlib
-from typing import Annotated
+from typing import Annotated, Union
 
 import slicer
 import vtk
@@ -59,7 +59,8 @@ Med Image Anal 2016; research use with citation). Knee radiographs of the OAI ne
 
 @parameterNodeWrapper
 class KneeLandmarksParameterNode:
-    inputVolume: vtkMRMLScalarVolumeNode | vtkMRMLVectorVolumeNode
+    # typing.Union, not "|": Slicer's parameterNodeWrapper recognises node unions by typing.Union.
+    inputVolume: Union[vtkMRMLScalarVolumeNode, vtkMRMLVectorVolumeNode]  # noqa: UP007
     modelSource: Annotated[str, Choice(list(MODEL_SOURCES))] = MODEL_SOURCES[0]
     modelPath: pathlib.Path = pathlib.Path()
     roiSnapshotFolder: pathlib.Path = pathlib.Path()
