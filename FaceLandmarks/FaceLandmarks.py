@@ -14,6 +14,7 @@ from typing import Annotated, Union
 import slicer
 import vtk
 from LandmarkCoreLib import slicer_support
+from LandmarkCoreLib.errors import InputError
 from slicer import (
     vtkMRMLMarkupsFiducialNode,
     vtkMRMLMarkupsROINode,
@@ -170,8 +171,8 @@ class FaceLandmarksWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay("Batch detection cannot start.", waitCursor=True):
-            task = self.logic.startBatchDetection(p.modelSource, p.modelPath, p.batchInputFolder,
-                                                  p.batchOutputFolder)
+            self.logic.loadModel(p.modelSource, p.modelPath)  # the file the background job reads
+            task = self.logic.startBatchDetection(p.batchInputFolder, p.batchOutputFolder)
             self._monitor.run(task, "Batch detection...", self._monitor.status)
 
     def onEvaluate(self) -> None:
@@ -186,12 +187,76 @@ class FaceLandmarksWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
 
 class FaceLandmarksLogic(ScriptedLoadableModuleLogic):
-    """Facial landmark detection on MRML nodes; no GUI code."""
+    """Facial landmark detection on MRML nodes; no GUI code.
+
+    :meth:`loadModel` then :meth:`detect` (in-process, milliseconds per face), or
+    :meth:`startBatchDetection` (the ``face-landmarks detect`` CLI in a child process).
+    """
 
     CLI_MODULE = "FaceLandmarksLib.cli"
+    IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+
+    def __init__(self) -> None:
+        ScriptedLoadableModuleLogic.__init__(self)
+        self.model = None
+        self.modelPath: pathlib.Path | None = None
 
     def getParameterNode(self):
         return FaceLandmarksParameterNode(super().getParameterNode())
+
+    def loadModel(self, source: str = MODEL_SOURCES[0], modelPath=None):
+        """The bundled 68-point model or a trained model file (ModelFileError for a foreign file)."""
+        from FaceLandmarksLib.pipeline import FaceModel, default_model_path
+
+        if source not in MODEL_SOURCES:
+            raise InputError("model source", f"'{source}' is not one of {', '.join(MODEL_SOURCES)}")
+        if source == MODEL_SOURCES[0]:
+            path = default_model_path()
+        elif modelPath is None or not _isSet(pathlib.Path(modelPath)):
+            raise InputError("model file", "no file name given")
+        else:
+            path = pathlib.Path(modelPath)
+        self.model = FaceModel.load(path)
+        self.modelPath = path
+        return self.model
+
+    def describeModel(self, model) -> str:
+        return f"68-point face model from {self.modelPath.name if self.modelPath else 'memory'}"
+
+    @staticmethod
+    def faceBox(roiNode) -> tuple[float, float, float, float]:
+        """The ROI's extent in the photograph's physical space (LPS mm): (x0, y0, x1, y1)."""
+        bounds = [0.0] * 6
+        roiNode.GetRASBounds(bounds)
+        if bounds[1] <= bounds[0] or bounds[3] <= bounds[2]:
+            raise InputError(f"face ROI '{roiNode.GetName()}'", "is empty; draw it around the face")
+        # LPS x = -R, y = -A
+        return -bounds[1], -bounds[3], -bounds[0], -bounds[2]
+
+    def detect(self, model, inputVolume, roiNode=None, outputNode=None):
+        """The 68 landmarks on the 2D photograph ``inputVolume`` (whole image, or inside ``roiNode``)."""
+        from FaceLandmarksLib.pipeline import detect_landmarks
+        from LandmarkCoreLib.mrml_bridge import volume_node_to_image
+
+        slicer_support.require_node(model, "model")
+        slicer_support.require_node(inputVolume, "photograph")
+        box = self.faceBox(roiNode) if roiNode is not None else None
+        landmarks = detect_landmarks(model, volume_node_to_image(inputVolume, dimension=2), box)
+        return slicer_support.landmarks_into_node(landmarks, inputVolume, outputNode)
+
+    def startBatchDetection(self, inputFolder, outputFolder):
+        """Detect on every photograph of ``inputFolder`` (whole image) with the loaded model."""
+        import FaceLandmarksLib
+        import LandmarkCoreLib
+
+        if self.modelPath is None:
+            raise InputError("model", "load a model first")
+        images = slicer_support.image_files(inputFolder, self.IMAGE_SUFFIXES)
+        outputFolder = pathlib.Path(outputFolder)
+        arguments = ["-m", self.modelPath, "-o", outputFolder, *images]
+        return slicer_support.start_cli_task(
+            self.CLI_MODULE, "detect", arguments, [FaceLandmarksLib, LandmarkCoreLib],
+            finish=lambda result: f"{len(images)} photographs: landmarks written to {outputFolder}.")
 
 
 class FaceLandmarksTest(ScriptedLoadableModuleTest):
@@ -203,3 +268,13 @@ class FaceLandmarksTest(ScriptedLoadableModuleTest):
     def runTest(self) -> None:
         self.setUp()
         self.test_BundledModelDetects()
+
+    def test_BundledModelDetects(self) -> None:
+        import numpy as np
+
+        rgb = np.random.default_rng(0).integers(0, 255, (1, 200, 160, 3), dtype=np.uint8)
+        volume = slicer.util.addVolumeFromArray(rgb, nodeClassName="vtkMRMLVectorVolumeNode")
+        logic = FaceLandmarksLogic()
+        node = logic.detect(logic.loadModel(), volume)
+        self.assertEqual(node.GetNumberOfControlPoints(), 68)
+        self.delayDisplay("Test passed")
