@@ -30,9 +30,9 @@ class TrainingConfig:
     learning_rate: float = 1e-3  # paper: 0.1 (TF Adam); 1e-3 is Adam's stable default here, see README
     lr_decay_per_epoch: float = 0.95  # the paper decreases lr with the epochs
     batch_size: int = 32
-    volumes_per_epoch: int = 4  # random (R, T) resamplings per epoch, all slices of 3 directions each
-    max_epochs: int = 40
-    patience: int = 5
+    volumes_per_epoch: int = 3  # random (R, T) resamplings per epoch, all slices of 3 directions each
+    max_epochs: int = 25
+    patience: int = 4
     seed: int = 0
     device: str = "auto"
 
@@ -66,7 +66,9 @@ class DetectionConfig:
 
     max_iterations: int = 8
     shift_threshold_mm: float = 0.5
-    min_mass_fraction: float = 0.1  # joint probability mass / the reference's own mass below -> 'SOI not found'
+    min_mass_fraction: float = (
+        0.1  # joint probability mass / the reference's own mass below -> 'SOI not found'
+    )
     near_equal_eigen_ratio: float = 1.15  # adjacent eigenvalues closer than this: try both axis orders
     registration_spacing_mm: float = 0.28
     registration_margin_mm: float = 2.0  # patch = reference landmarks' box + margin

@@ -4,14 +4,13 @@ joint probability map (Sec. 2.3).
 Eigenvectors are sorted by eigenvalue and matched. Each eigenvector's sign is ambiguous, so every proper
 rotation (det +1) consistent with the axes is a candidate (4 of them); when two adjacent eigenvalues are
 nearly equal their axes are also tried in swapped order. The caller picks the candidate whose rotated
-target patch is most similar to the reference patch, so a symmetric-looking structure is never flipped
-by a sign choice made blindly.
+target patch, after a quick rigid polish, is most similar to the reference patch (normalised
+cross-correlation), so a symmetric-looking structure is never flipped by a sign choice made blindly.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 
 import numpy as np
 
@@ -57,14 +56,6 @@ def candidate_rotations(
             if np.linalg.det(rotation) > 0:
                 candidates.append(rotation)
     return candidates
-
-
-def choose_rotation(
-    candidates: list[np.ndarray], similarity: Callable[[np.ndarray], float]
-) -> tuple[np.ndarray, list[float]]:
-    """The candidate with the highest ``similarity(R)``, and all scores."""
-    scores = [float(similarity(rotation)) for rotation in candidates]
-    return candidates[int(np.argmax(scores))], scores
 
 
 def normalised_cross_correlation(a: np.ndarray, b: np.ndarray) -> float:

@@ -8,7 +8,6 @@ from OneShotLandmarksLib.config import DetectionConfig
 from OneShotLandmarksLib.localization import SOINotFoundError, localize
 from OneShotLandmarksLib.orientation import (
     candidate_rotations,
-    choose_rotation,
     normalised_cross_correlation,
     rotation_angle_deg,
     second_moments,
@@ -75,7 +74,7 @@ def test_rotation_recovered_within_three_degrees(euler):
 
     candidates = candidate_rotations(reference_cov, target_cov)
     assert all(abs(np.linalg.det(r) - 1) < 1e-6 for r in candidates)
-    rotation, _ = choose_rotation(candidates, similarity)
+    rotation = max(candidates, key=similarity)
     assert rotation_angle_deg(rotation, true_rotation) < 3.0
 
 
