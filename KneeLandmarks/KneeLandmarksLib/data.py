@@ -167,14 +167,14 @@ def normalise(crops: torch.Tensor) -> torch.Tensor:
 
 def image_and_points(case: TrainingCase, spacing_mm: float) -> tuple[ScaledImage, np.ndarray]:
     """The cached scaled array of ``case`` and its landmarks in that array's index space."""
-    geometry = _geometry_only(case.image_path)
+    geometry = image_geometry(case.image_path)
     if case.spacing is not None:
         geometry.SetSpacing(case.spacing)
     scaled = cached_scaled(case.image_path, case.spacing, spacing_mm)
     return scaled, scaled.from_original(case_points_index(case, geometry))
 
 
-def _geometry_only(path: Path) -> sitk.Image:
+def image_geometry(path: Path) -> sitk.Image:
     """A 1x1 image carrying the file's spacing/origin/direction (enough for index <-> physical)."""
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
@@ -254,7 +254,7 @@ def kneel_cases(csv_path: Path, images_dir: Path, spacing: tuple[float, float] |
         image_path = next((p for p in sorted(images_dir.glob(f"{knee.subject_id}.*"))), None)
         if image_path is None:
             raise InputError(f"KNEEL images '{images_dir}'", f"no image file for subject {knee.subject_id}")
-        geometry = _geometry_only(image_path)
+        geometry = image_geometry(image_path)
         if spacing is not None:
             geometry.SetSpacing(spacing)
         points = index_to_physical(geometry, knee.image_points(geometry.GetSpacing()[0]))

@@ -204,17 +204,21 @@ def detect_landmarks(
     JPEG/PNG: column * spacing, row * spacing). ``mirror`` flips the image left-right first (KNEEL's
     left knees); ``single_stage`` skips stage 1 and uses the training-set mean ROI position.
     ``pixel_size_mm``: the true pixel size when the image's spacing is not (a JPEG read with 1.0); it
-    sets the scale the networks see, the output stays in the image's own physical space."""
+    sets the scale the networks see, the output stays in the image's own physical space. Without it, an
+    image with spacing exactly 1 is taken to have the training images' pixel size (with a notice)."""
     image, array = prepare_image(image, notice)
     if pixel_size_mm is not None:
         spacing = (float(pixel_size_mm), float(pixel_size_mm))
     else:
         spacing = tuple(float(s) for s in image.GetSpacing()[:2])
-        if spacing == (1.0, 1.0) and notice is not None:
-            notice(
-                "the image's pixel size is 1 mm, the default of files without one; if that is not its "
-                "true pixel size, give it (pixel_size_mm / --pixel-size) or set the spacing"
-            )
+        nominal = model.config.get("nominal_pixel_size_mm")
+        if spacing == (1.0, 1.0) and nominal not in (None, 1.0):
+            spacing = (float(nominal), float(nominal))
+            if notice is not None:
+                notice(
+                    f"the image has no pixel size (spacing 1, as files without one are read); detecting at "
+                    f"the training images' {nominal} mm (give pixel_size_mm / --pixel-size otherwise)"
+                )
     check_field_of_view(image, spacing, model.preset)
     stage2 = scale_array(array, spacing, model.preset.stage2.spacing_mm)
     progress(0.1, "stage 1: locating the region of interest")

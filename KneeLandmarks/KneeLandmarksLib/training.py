@@ -31,6 +31,7 @@ from .data import (
     apply_homography,
     crop_transform,
     image_and_points,
+    image_geometry,
     normalise,
     sample_crops,
 )
@@ -311,6 +312,7 @@ def train_stage(
         )
     result = _model_file(model, net_config, preset, config, history, init_model)
     result.config["roi_prior_mm"] = roi_prior_mm(train_samples, geometry.spacing_mm)
+    result.config["nominal_pixel_size_mm"] = nominal_pixel_size(cases)
     save_model_file(output, result)
     return result
 
@@ -352,6 +354,19 @@ def _train_epoch(
             f"stage {config.stage} epoch {epoch + 1}/{config.epochs} loss {np.mean(losses):.3f}",
         )
     return float(np.mean(losses)) if losses else float("nan")
+
+
+def nominal_pixel_size(cases: list[TrainingCase]) -> float | None:
+    """The training images' common isotropic pixel size (used for files that carry none), else None."""
+    sizes = {
+        case.spacing if case.spacing is not None else image_geometry(case.image_path).GetSpacing()[:2]
+        for case in cases
+    }
+    if len(sizes) == 1:
+        ((sx, sy),) = sizes
+        if sx == sy:
+            return float(sx)
+    return None
 
 
 def roi_prior_mm(samples: list[StageSample], spacing_mm: float) -> list[float]:

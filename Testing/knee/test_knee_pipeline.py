@@ -90,10 +90,18 @@ def test_image_far_smaller_than_the_field_of_view_is_refused(tiny_preset):
 
 def test_pixel_size_scales_the_networks_view_but_not_the_output_space(tiny_preset):
     image = image_with_geometry(size=(80, 60), spacing=(1.0, 1.0), origin=(0.0, 0.0))
-    notices = []
-    plain = detect_landmarks(oracle_model(tiny_preset), image, notice=notices.append)
-    assert any("pixel size is 1 mm" in n for n in notices)
+    plain = detect_landmarks(oracle_model(tiny_preset), image)
     scaled = detect_landmarks(oracle_model(tiny_preset), image, single_stage=True, pixel_size_mm=0.5)
     # the prior (5, -3) mm is 10, -6 pixels at 0.5 mm; output in the image's own 1.0-spaced space
     np.testing.assert_allclose(scaled.points[0], expected_centre(image) + [10.0, -6.0], atol=0.6)
     np.testing.assert_allclose(plain.points[0], expected_centre(image), atol=0.6)
+
+
+def test_nominal_pixel_size_applies_to_images_without_one(tiny_preset):
+    model = oracle_model(tiny_preset)
+    model.config["nominal_pixel_size_mm"] = 0.5
+    image = image_with_geometry(size=(80, 60), spacing=(1.0, 1.0), origin=(0.0, 0.0))
+    notices = []
+    points = detect_landmarks(model, image, single_stage=True, notice=notices.append).points
+    np.testing.assert_allclose(points[0], expected_centre(image) + [10.0, -6.0], atol=0.6)
+    assert any("0.5 mm" in n for n in notices)

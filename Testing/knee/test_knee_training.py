@@ -44,6 +44,7 @@ def test_stage2_starts_from_stage1_and_holds_both(cases, tiny_preset, stage1_fil
         if not key.startswith("out_block") and "running" not in key and "num_batches" not in key:
             assert torch.equal(model.tensors["stage2"][key], value), key
     assert len(model.config["roi_prior_mm"]) == 2
+    assert model.config["nominal_pixel_size_mm"] == 1.0  # the blob PNGs' own spacing
 
 
 def test_resumed_run_equals_uninterrupted_run(cases, tiny_preset, tmp_path):
