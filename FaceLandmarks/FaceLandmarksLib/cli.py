@@ -1,0 +1,198 @@
+"""``face-landmarks``: cross-task face landmark detection (Fu et al. 2020) -- train, detect, evaluate.
+
+Examples::
+
+    face-landmarks train-source -o source.pt                       # identity labels of the train split
+    face-landmarks train --source source.pt --method CTD-ED --labels 50 --seed 0 -o model.pt
+    face-landmarks detect -o out/ face1.jpg face2.png              # bundled model, whole image
+    face-landmarks detect -m model.pt --box 40 30 200 210 -o out/ face.jpg
+    face-landmarks evaluate --predictions out/ --truth truth/ --output report/
+    face-landmarks import-vggface2 resnet50_ft_weight.pkl -o vggface2_source.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from LandmarkCoreLib.errors import LandmarkError
+from LandmarkCoreLib.evaluation import add_evaluate_arguments, run_evaluate
+from LandmarkCoreLib.progress import CancelToken, json_lines_progress, tqdm_progress
+
+from .methods import METHODS
+from .training import SourceConfig, TargetConfig
+
+
+def _progress(args, description: str):
+    return json_lines_progress() if args.progress_format == "jsonl" else tqdm_progress(description)
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--progress-format", choices=("tqdm", "jsonl"), default="tqdm")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
+
+
+def _add_data(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-root", type=Path, help="data root (default: ../shared/data or $LANDMARK_DATA_ROOT)")
+    parser.add_argument("--cache-dir", type=Path, help="cropped-image cache (default /tmp/face_landmarks_cache)")
+
+
+def _add_train_source(sub) -> None:
+    d = SourceConfig()
+    p = sub.add_parser("train-source", help="train the face-recognition source network on identity labels")
+    p.add_argument("-o", "--output", type=Path, required=True)
+    p.add_argument("--depth", type=int, choices=(18, 34, 50), default=d.depth)
+    p.add_argument("--width", type=int, default=d.width, help="channels of the first ResNet stage (64 = standard)")
+    p.add_argument("--input-size", type=int, default=d.input_size)
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.learning_rate)
+    p.add_argument("--seed", type=int, default=d.seed)
+    _add_data(p)
+    _add_common(p)
+
+
+def _add_train(sub) -> None:
+    d = TargetConfig()
+    p = sub.add_parser("train", help="train a landmark detector with one method on N labelled images")
+    p.add_argument("-o", "--output", type=Path, required=True)
+    p.add_argument("--source", type=Path, help="'face-source' model file (all methods but HG)")
+    p.add_argument("--method", choices=list(METHODS), default=d.method)
+    p.add_argument("--labels", type=int, default=d.n_labels, help="labelled training images (0 = all)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.learning_rate)
+    p.add_argument("--input-size", type=int, default=96, help="input size (HG only; others take the source's)")
+    _add_data(p)
+    _add_common(p)
+
+
+def _add_detect(sub) -> None:
+    p = sub.add_parser("detect", help="detect 68 landmarks; writes one .mrk.json per image")
+    p.add_argument("images", nargs="+", type=Path)
+    p.add_argument("-m", "--model", type=Path, help="'face-model' file (default: the bundled model)")
+    p.add_argument("-o", "--outdir", type=Path, required=True)
+    p.add_argument("--box", type=float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"),
+                   help="face box in physical (column, row) coordinates; default: the whole image")
+    p.add_argument("--keep-flagged", action="store_true",
+                   help="write the points even where no face was found (they are flagged on stderr)")
+    _add_common(p)
+
+
+def _add_import(sub) -> None:
+    p = sub.add_parser("import-vggface2", help="convert published VGGFace2 ResNet-50 weights to a source model")
+    p.add_argument("weights", type=Path, help="the authors' .pkl (numpy arrays) or a PyTorch state dict .pth")
+    p.add_argument("-o", "--output", type=Path, required=True)
+    p.add_argument("--input-size", type=int, default=224)
+
+
+def _data_splits(args, input_size: int):
+    from .data import load_cached_split
+
+    train = load_cached_split("train", input_size, args.data_root, args.cache_dir)
+    test = load_cached_split("test", input_size, args.data_root, args.cache_dir)
+    return train, test
+
+
+def _run_train_source(args) -> None:
+    from .training import train_source
+
+    config = SourceConfig(depth=args.depth, width=args.width, input_size=args.input_size, epochs=args.epochs,
+                          batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed)
+    train, test = _data_splits(args, config.input_size)
+    model = train_source(train, config, args.output, test, _progress(args, "source"), CancelToken(),
+                         log=lambda m: print(m, file=sys.stderr))
+    print(f"wrote {args.output} ({model.config['metrics']})")
+
+
+def _run_train(args) -> None:
+    from LandmarkCoreLib.modelfile import load_model_file
+
+    from .training import SOURCE_KIND, train_target
+
+    config = TargetConfig(method=args.method, n_labels=args.labels, seed=args.seed, steps=args.steps,
+                          batch_size=args.batch_size, learning_rate=args.lr)
+    source = load_model_file(args.source, SOURCE_KIND) if args.source else None
+    input_size = source.config["input_size"] if source else args.input_size
+    train, _ = _data_splits(args, input_size)
+    train_target(train, config, args.output, source, _progress(args, args.method), CancelToken(),
+                 log=lambda m: print(m, file=sys.stderr))
+    print(f"wrote {args.output}")
+
+
+def _run_detect(args) -> int:
+    from LandmarkCoreLib.images import read_image
+    from LandmarkCoreLib.landmarks import write_landmarks
+
+    from .pipeline import FaceModel, detect_landmarks
+
+    model = FaceModel.load(args.model)
+    progress = _progress(args, "detect")
+    flagged = 0
+    for i, path in enumerate(args.images):
+        image = read_image(path, "image", dimension=2)
+        detection = detect_landmarks(model, image, args.box, what=f"image '{path}'")
+        if detection.flagged_no_face:
+            flagged += 1
+            print(f"{path}: no face found in the box (mean heatmap peak "
+                  f"{detection.peak_confidence.mean():.2f})" + ("" if args.keep_flagged else "; nothing written"),
+                  file=sys.stderr)
+        if not detection.flagged_no_face or args.keep_flagged:
+            write_landmarks(args.outdir / f"{path.name.split('.')[0]}.mrk.json", detection.landmarks)
+        progress((i + 1) / len(args.images), path.name)
+    return 3 if flagged else 0
+
+
+def _run_import(args) -> None:
+    from LandmarkCoreLib.modelfile import save_model_file
+
+    from .vggface2_import import import_vggface2
+
+    save_model_file(args.output, import_vggface2(args.weights, args.input_size))
+    print(f"wrote {args.output}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="face-landmarks", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_train_source(sub)
+    _add_train(sub)
+    _add_detect(sub)
+    _add_import(sub)
+    evaluate = sub.add_parser("evaluate", help="NME (outer-eye-corner distance), CED AUC and failure rate")
+    add_evaluate_arguments(evaluate)
+    evaluate.set_defaults(normalize_by=["36", "45"], radii=[0.05, 0.08, 0.10], auc_threshold=0.08,
+                          failure_threshold=0.08, outlier_threshold=0.10)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
+    try:
+        if args.command == "train-source":
+            _run_train_source(args)
+        elif args.command == "train":
+            _run_train(args)
+        elif args.command == "detect":
+            return _run_detect(args)
+        elif args.command == "import-vggface2":
+            _run_import(args)
+        else:
+            run_evaluate(args)
+    except LandmarkError as exc:
+        print(f"face-landmarks: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("face-landmarks: interrupted; the last checkpoint is kept", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

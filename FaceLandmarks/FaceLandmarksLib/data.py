@@ -1,0 +1,198 @@
+"""YouTube-Faces samples for the face engine: face boxes, crops, a cached tensor set, augmentation.
+
+Geometry (shared by training, inference and the dlib comparison):
+
+* **face box** = bounding box of the 68 ground-truth points, expanded by ``BOX_MARGIN`` (10 %) of its
+  width/height on every side.  The same box is handed to dlib's shape predictor.
+* **network crop** = the square of side ``max(box width, box height)`` centred on the box, resampled to
+  ``input_size`` pixels (anti-aliased).  Point coordinates are continuous pixel indices (pixel centres
+  at integers), as SimpleITK reports them for a 2D photograph with unit spacing.
+* the **cache** stores a wider square (``CACHE_CONTEXT`` x the crop) so that the scale/rotation/shift
+  augmentation can be applied to the cached tensor without re-reading JPEGs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from scipy.ndimage import gaussian_filter
+
+from LandmarkCoreLib.datasets import FaceSample, youtube_faces_samples
+
+N_POINTS = 68
+BOX_MARGIN = 0.10
+CACHE_CONTEXT = 1.5
+#: iBUG/300-W 68-point mirror permutation: index i of a flipped face is point FLIP_PERMUTATION[i].
+FLIP_PERMUTATION = np.array(
+    list(range(16, -1, -1))  # jaw
+    + list(range(26, 16, -1))  # brows
+    + [27, 28, 29, 30]  # nose bridge
+    + [35, 34, 33, 32, 31]  # nostrils
+    + [45, 44, 43, 42, 47, 46]  # right eye <- left eye
+    + [39, 38, 37, 36, 41, 40]
+    + [54, 53, 52, 51, 50, 49, 48]  # outer lip top
+    + [59, 58, 57, 56, 55]  # outer lip bottom
+    + [64, 63, 62, 61, 60]  # inner lip top
+    + [67, 66, 65]  # inner lip bottom
+)
+#: ImageNet-style normalisation applied to RGB in [0, 1].
+MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+
+
+def box_from_points(points: np.ndarray, margin: float = BOX_MARGIN) -> tuple[float, float, float, float]:
+    """Landmark bounding box expanded by ``margin`` of its size on each side: (x0, y0, x1, y1)."""
+    x0, y0 = points.min(axis=0)
+    x1, y1 = points.max(axis=0)
+    dx, dy = (x1 - x0) * margin, (y1 - y0) * margin
+    return float(x0 - dx), float(y0 - dy), float(x1 + dx), float(y1 + dy)
+
+
+def crop_square(box: tuple[float, float, float, float], context: float = 1.0) -> tuple[float, float, float]:
+    """(centre x, centre y, side) of the network crop for ``box``, widened by ``context``."""
+    x0, y0, x1, y1 = box
+    side = max(x1 - x0, y1 - y0) * context
+    return (x0 + x1) / 2.0, (y0 + y1) / 2.0, side
+
+
+def resample_square(rgb: np.ndarray, square: tuple[float, float, float], size: int) -> np.ndarray:
+    """Resample the square (cx, cy, side) of an (H, W, 3) float image to (size, size, 3), zero outside.
+
+    Anti-aliased: the image is blurred before sampling when the square is shrunk.
+    """
+    cx, cy, side = square
+    step = side / size
+    if step > 1.0:
+        rgb = gaussian_filter(rgb, sigma=(0.45 * step, 0.45 * step, 0))
+    offsets = (np.arange(size) + 0.5) * step - side / 2.0
+    height, width = rgb.shape[:2]
+    gx = (2.0 * (cx + offsets) + 1.0) / width - 1.0
+    gy = (2.0 * (cy + offsets) + 1.0) / height - 1.0
+    grid = torch.from_numpy(np.stack(np.meshgrid(gx, gy), axis=-1)).float()[None]
+    image = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float()[None]
+    out = F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return out[0].permute(1, 2, 0).numpy()
+
+
+def to_crop_coordinates(points: np.ndarray, square: tuple[float, float, float], size: int) -> np.ndarray:
+    """Image pixel coordinates -> crop pixel coordinates."""
+    cx, cy, side = square
+    return (points - np.array([cx, cy]) + side / 2.0) * (size / side) - 0.5
+
+
+def from_crop_coordinates(points: np.ndarray, square: tuple[float, float, float], size: int) -> np.ndarray:
+    """Crop pixel coordinates -> image pixel coordinates (inverse of :func:`to_crop_coordinates`)."""
+    cx, cy, side = square
+    return (points + 0.5) * (side / size) - side / 2.0 + np.array([cx, cy])
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+
+
+@dataclass
+class CachedSplit:
+    """Pre-cropped images (uint8, N x 3 x S x S, S = CACHE_CONTEXT * input size) with their points in
+    cache-pixel coordinates, identities as class indices, and the file names."""
+
+    images: torch.Tensor
+    points: torch.Tensor  # (N, 68, 2) float32
+    identities: torch.Tensor  # (N,) int64
+    names: list[str]
+    classes: list[str]
+
+
+def cache_size(input_size: int) -> int:
+    return int(round(input_size * CACHE_CONTEXT))
+
+
+def build_cache(samples: list[FaceSample], input_size: int, classes: list[str]) -> CachedSplit:
+    size = cache_size(input_size)
+    images = torch.empty((len(samples), 3, size, size), dtype=torch.uint8)
+    points = torch.empty((len(samples), N_POINTS, 2), dtype=torch.float32)
+    class_index = {name: i for i, name in enumerate(classes)}
+    for i, sample in enumerate(samples):
+        square = crop_square(box_from_points(sample.points), CACHE_CONTEXT)
+        crop = resample_square(load_rgb(sample.image), square, size)
+        images[i] = torch.from_numpy(np.clip(crop * 255.0 + 0.5, 0, 255).astype(np.uint8).transpose(2, 0, 1))
+        points[i] = torch.from_numpy(to_crop_coordinates(sample.points, square, size)).float()
+    identities = torch.tensor([class_index[s.identity] for s in samples], dtype=torch.int64)
+    return CachedSplit(images, points, identities, [s.image.name for s in samples], classes)
+
+
+def load_cached_split(split: str, input_size: int, data_root: str | os.PathLike | None = None,
+                      cache_dir: str | os.PathLike | None = None) -> CachedSplit:
+    """The cached split of YouTube-Faces (shared reader), built on first use under ``cache_dir``
+    (default: $FACE_LANDMARKS_CACHE or /tmp/face_landmarks_cache; never inside the repository).
+    Identity classes are those of the training split."""
+    samples = youtube_faces_samples(split, data_root)
+    classes = sorted({s.identity for s in youtube_faces_samples("train", data_root)})
+    cache_dir = Path(cache_dir or os.environ.get("FACE_LANDMARKS_CACHE", "/tmp/face_landmarks_cache"))
+    path = cache_dir / f"{split}_{input_size}_{len(samples)}.pt"
+    if path.is_file():
+        stored = torch.load(path, weights_only=True)
+        return CachedSplit(stored["images"], stored["points"], stored["identities"], stored["names"],
+                           stored["classes"])
+    cached = build_cache(samples, input_size, classes)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(vars(cached), tmp)
+    os.replace(tmp, path)
+    return cached
+
+
+def normalise(images_uint8_or_float: torch.Tensor) -> torch.Tensor:
+    """uint8 RGB (or float in [0, 1]) N x 3 x H x W -> network input."""
+    x = images_uint8_or_float.float()
+    if images_uint8_or_float.dtype == torch.uint8:
+        x = x / 255.0
+    return (x - MEAN) / STD
+
+
+def augment_batch(images: torch.Tensor, points: torch.Tensor, input_size: int, generator: torch.Generator,
+                  augment: bool = True, max_rotation_deg: float = 15.0, scale_range: float = 0.1,
+                  max_shift: float = 0.05) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cut network inputs from cached crops with a random similarity transform and flip.
+
+    Returns normalised images (B, 3, input_size, input_size) and points in input pixels (B, 68, 2).
+    Without ``augment`` the central crop is taken (the evaluation geometry).
+    """
+    batch = images.shape[0]
+    size_in = images.shape[-1]
+    if augment:
+        angle = (torch.rand(batch, generator=generator) * 2 - 1) * math.radians(max_rotation_deg)
+        scale = 1.0 + (torch.rand(batch, generator=generator) * 2 - 1) * scale_range
+        shift = (torch.rand(batch, 2, generator=generator) * 2 - 1) * max_shift
+        flip = torch.rand(batch, generator=generator) < 0.5
+    else:
+        angle, scale = torch.zeros(batch), torch.ones(batch)
+        shift, flip = torch.zeros(batch, 2), torch.zeros(batch, dtype=torch.bool)
+    # output normalised coords u (in [-1,1] of the crop) -> input normalised coords: x = s*R*F*u + t
+    crop_fraction = 1.0 / CACHE_CONTEXT
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    mirror = torch.where(flip, -1.0, 1.0)
+    theta = torch.zeros(batch, 2, 3)
+    theta[:, 0, 0] = cos * scale * crop_fraction * mirror
+    theta[:, 0, 1] = -sin * scale * crop_fraction
+    theta[:, 1, 0] = sin * scale * crop_fraction * mirror
+    theta[:, 1, 1] = cos * scale * crop_fraction
+    theta[:, :, 2] = shift
+    grid = F.affine_grid(theta, (batch, 3, input_size, input_size), align_corners=False)
+    out = F.grid_sample(images.float() / 255.0, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    # points: cache pixels -> cache normalised -> invert the affine -> crop pixels
+    p = (2.0 * points + 1.0) / size_in - 1.0
+    p = p - theta[:, None, :, 2]
+    a = theta[:, :, :2]
+    u = torch.linalg.solve(a[:, None], p[..., None])[..., 0]
+    crop_points = ((u + 1.0) * input_size - 1.0) / 2.0
+    perm = torch.as_tensor(FLIP_PERMUTATION)
+    crop_points = torch.where(flip[:, None, None], crop_points[:, perm], crop_points)
+    return normalise(out), crop_points
