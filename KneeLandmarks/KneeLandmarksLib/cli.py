@@ -47,7 +47,11 @@ def _add_train(sub) -> None:
     )
     p.add_argument("--spacing", type=float, default=None, help="pixel size (mm) of the training images")
     p.add_argument("--stage", type=int, choices=(1, 2), required=True)
-    p.add_argument("--init", type=Path, help="stage-1 model file (required for stage 2)")
+    p.add_argument(
+        "--init",
+        type=Path,
+        help="model file to start stage 2 from: its stage 1 (transfer), or its stage 2 (fine-tuning)",
+    )
     p.add_argument("-o", "--output", type=Path, required=True)
     p.add_argument("--checkpoint", type=Path, help="resumable checkpoint (default: OUTPUT.ckpt)")
     p.add_argument("--epochs", type=int, default=60)

@@ -189,12 +189,22 @@ def _restore(checkpoint: Path, config_dict: dict, model, optimizer, scheduler) -
 
 
 def initialise_from(model: KneelHourglass, init_model: Path) -> None:
-    """Copy every tensor but the output layer from a trained model's stage 1 (transfer learning)."""
+    """Start stage 2 from ``init_model``: its stage 2 when that fits this network exactly (fine-tuning a
+    trained model), else every tensor of its stage 1 but the output layer (KNEEL's transfer from the
+    low-budget task)."""
     stored = load_model_file(init_model, MODEL_KIND)
+    own = model.state_dict()
+    previous = stored.tensors.get("stage2")
+    if (
+        isinstance(previous, dict)
+        and previous.keys() == own.keys()
+        and all(previous[k].shape == own[k].shape for k in own)
+    ):
+        model.load_state_dict(previous)
+        return
     source = stored.tensors.get("stage1")
     if source is None:
         raise ModelFileError(f"model file '{init_model}': has no stage-1 network to start stage 2 from")
-    own = model.state_dict()
     transferable = {
         k: v
         for k, v in source.items()

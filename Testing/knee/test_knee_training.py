@@ -44,6 +44,11 @@ def test_stage2_starts_from_stage1_and_holds_both(cases, tiny_preset, stage1_fil
         if not key.startswith("out_block") and "running" not in key and "num_batches" not in key:
             assert torch.equal(model.tensors["stage2"][key], value), key
     assert len(model.config["roi_prior_mm"]) == 2
+    tuned = tmp_path / "tuned.pt"
+    train_stage(cases, tiny_preset, cfg, tuned, init_model=out)  # a full model: fine-tune its stage 2
+    for key, value in model.tensors["stage2"].items():
+        if "running" not in key and "num_batches" not in key:
+            assert torch.equal(load_model_file(tuned, "knee-model").tensors["stage2"][key], value), key
     assert model.config["nominal_pixel_size_mm"] == 1.0  # the blob PNGs' own spacing
 
 
