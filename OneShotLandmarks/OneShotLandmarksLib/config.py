@@ -69,6 +69,7 @@ class DetectionConfig:
     min_mass_fraction: float = (
         0.1  # joint probability mass / the reference's own mass below -> 'SOI not found'
     )
+    min_concentration_fraction: float = 0.25  # of the reference's joint-map concentration; below -> not found
     near_equal_eigen_ratio: float = 1.15  # adjacent eigenvalues closer than this: try both axis orders
     registration_spacing_mm: float = 0.28
     registration_margin_mm: float = 2.0  # patch = reference landmarks' box + margin

@@ -74,6 +74,19 @@ def barycentre(probability: np.ndarray, grid: PatchGrid) -> tuple[np.ndarray, fl
     return grid.to_physical(index[None])[0], mass * grid.spacing**3
 
 
+def concentration(probability: np.ndarray, soi_voxels: int) -> float:
+    """How much of the mass sits on the ``soi_voxels`` most probable voxels, relative to a flat map (1).
+
+    A blank or structureless image can give a diffuse joint probability with a sizeable total mass;
+    a found SOI gives a concentrated one."""
+    mass = float(probability.sum())
+    k = int(np.clip(soi_voxels, 1, probability.size))
+    if mass <= 0:
+        return 0.0
+    top = float(np.partition(probability.ravel(), probability.size - k)[-k:].sum())
+    return (top / mass) / (k / probability.size)
+
+
 def localize(
     predict: SlicePredictor,
     image: sitk.Image,
@@ -82,13 +95,16 @@ def localize(
     max_iterations: int,
     shift_threshold_mm: float,
     min_mass_mm3: float,
+    soi_voxels: int = 0,
+    min_concentration: float = 0.0,
     progress: ProgressCallback = no_progress,
     cancel: CancelToken | None = None,
 ) -> LocalizationResult:
     """Crop around the centre, segment the 3 slice stacks, move to the barycentre; repeat until it settles.
 
     ``grid`` gives the patch shape and axes (its centre is replaced); ``image`` is a prepared float image.
-    Raises :class:`SOINotFoundError` when the joint probability mass (mm^3) is below ``min_mass_mm3``.
+    Raises :class:`SOINotFoundError` when the joint probability mass (mm^3) is below ``min_mass_mm3`` or
+    its :func:`concentration` on ``soi_voxels`` voxels is below ``min_concentration``.
     """
     centre = np.asarray(start, float)
     iterations: list[dict] = []
@@ -99,12 +115,25 @@ def localize(
         probability = joint_probability(predict, resample(image, patch_grid))
         new_centre, mass = barycentre(probability, patch_grid)
         shift = float(np.linalg.norm(new_centre - centre))
-        iterations.append({"centre": new_centre.tolist(), "shift_mm": shift, "mass_mm3": mass})
+        concentrated = concentration(probability, soi_voxels) if soi_voxels else float("nan")
+        iterations.append(
+            {
+                "centre": new_centre.tolist(),
+                "shift_mm": shift,
+                "mass_mm3": mass,
+                "concentration": concentrated,
+            }
+        )
         progress((i + 1) / max_iterations, f"localization iteration {i + 1}: shift {shift:.2f} mm")
         if mass < min_mass_mm3:
             raise SOINotFoundError(
                 f"structure of interest not found: joint probability mass {mass:.3g} mm^3 "
                 f"< {min_mass_mm3:.3g} mm^3 (iteration {i + 1})"
+            )
+        if concentrated < min_concentration:
+            raise SOINotFoundError(
+                f"structure of interest not found: the joint probability is diffuse (concentration "
+                f"{concentrated:.2f} < {min_concentration:.2f}; iteration {i + 1})"
             )
         centre = new_centre
         if shift < shift_threshold_mm:

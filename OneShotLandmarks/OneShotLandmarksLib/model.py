@@ -48,6 +48,7 @@ class OneShotModel:
     reference_axes: np.ndarray  # (3, 3) reference image axes
     reference_fov_offset: np.ndarray  # SOI centre - field-of-view centre, in reference image axes (mm)
     reference_joint_mass_mm3: float  # Eq. 1 probability mass of the trained net on the reference patch
+    reference_joint_concentration: float  # and its concentration (localization.concentration)
     reference_patch: np.ndarray  # prepared reference image on the working grid (z, y, x)
     reference_soi_patch: np.ndarray  # SOI mask on the working grid (z, y, x)
     registration_patch: sitk.Image  # prepared reference image around the landmarks, registration spacing
@@ -65,6 +66,7 @@ class OneShotModel:
             "detection": self.detection.to_dict(),
             "cube_size": self.cube_size,
             "reference_joint_mass_mm3": self.reference_joint_mass_mm3,
+            "reference_joint_concentration": self.reference_joint_concentration,
             "labels": self.landmarks.labels,
             "descriptions": self.landmarks.descriptions,
             "landmarks_name": self.landmarks.name,
@@ -96,6 +98,7 @@ class OneShotModel:
                 reference_axes=t["reference_axes"].numpy(),
                 reference_fov_offset=t["reference_fov_offset"].numpy(),
                 reference_joint_mass_mm3=float(c["reference_joint_mass_mm3"]),
+                reference_joint_concentration=float(c["reference_joint_concentration"]),
                 reference_patch=t["reference_patch"].numpy(),
                 reference_soi_patch=t["reference_soi_patch"].numpy(),
                 registration_patch=record_to_image(

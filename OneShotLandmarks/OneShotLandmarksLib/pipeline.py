@@ -23,7 +23,7 @@ from LandmarkCoreLib.progress import CancelToken, ProgressCallback, no_progress
 from LandmarkCoreLib.segmentations import resample_mask
 
 from .config import DetectionConfig, TrainingConfig
-from .localization import joint_probability, localize, network_predictor
+from .localization import concentration, joint_probability, localize, network_predictor
 from .model import OneShotModel
 from .orientation import candidate_rotations, normalised_cross_correlation, second_moments
 from .registration import linear_registration, register, transport_points
@@ -142,7 +142,8 @@ def train_model(
     grid = PatchGrid(ref_centre, axes, spacing, (size,) * 3)
     reference_patch = resample(data.reference, grid)
     predictor = network_predictor(net, select_device(config.device), detection.inference_batch)
-    reference_mass = float(joint_probability(predictor, reference_patch).sum()) * spacing**3
+    reference_joint = joint_probability(predictor, reference_patch)
+    reference_soi_patch = resample(soi_float, grid) > 0.5
     registration_grid = _box_grid(
         reference_landmarks.points, axes, detection.registration_margin_mm, detection.registration_spacing_mm
     )
@@ -155,9 +156,10 @@ def train_model(
         reference_centre=ref_centre,
         reference_axes=axes,
         reference_fov_offset=(ref_centre - _fov_centre(reference)) @ axes,
-        reference_joint_mass_mm3=reference_mass,
+        reference_joint_mass_mm3=float(reference_joint.sum()) * spacing**3,
+        reference_joint_concentration=concentration(reference_joint, int(reference_soi_patch.sum())),
         reference_patch=reference_patch,
-        reference_soi_patch=resample(soi_float, grid) > 0.5,
+        reference_soi_patch=reference_soi_patch,
         registration_patch=sitk.Resample(
             prepared_fine, registration_grid, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32
         ),
@@ -218,6 +220,8 @@ def _estimate_pose(
         cfg.max_iterations,
         cfg.shift_threshold_mm,
         cfg.min_mass_fraction * model.reference_joint_mass_mm3,
+        int(model.reference_soi_patch.sum()),
+        cfg.min_concentration_fraction * model.reference_joint_concentration,
         progress,
         cancel,
     )

@@ -120,3 +120,16 @@ def test_demons_transports_landmarks_through_smooth_warp_within_half_voxel():
     error = np.linalg.norm(found - truth_fixed, axis=1)
     assert np.linalg.norm(landmarks_moving - truth_fixed, axis=1).mean() > 1.0  # the warp matters
     assert error.mean() < 0.5, error
+
+
+def test_localization_refuses_a_diffuse_probability_map():
+    target = _object_image(CENTRE)
+    grid = PatchGrid(CENTRE, np.eye(3), 1.0, (28, 28, 28))
+    found = localize(
+        stand_in_predictor, target, CENTRE, grid, 3, 0.1, 10.0, soi_voxels=500, min_concentration=5.0
+    )
+    assert found.iterations[-1]["concentration"] > 5.0
+    with pytest.raises(SOINotFoundError, match="diffuse"):
+        localize(
+            lambda s: np.full(s.shape, 0.7), target, CENTRE, grid, 3, 0.1, 10.0, 500, min_concentration=5.0
+        )
