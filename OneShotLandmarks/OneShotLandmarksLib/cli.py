@@ -89,7 +89,9 @@ def _detect_one(model: OneShotModel, path: Path, args: argparse.Namespace, cance
     started = time.perf_counter()
     try:
         image = read_image(path, "target image", dimension=3)
-        result = detect_landmarks(model, image, args.method, _progress(args, stem), cancel, args.device)
+        result = detect_landmarks(
+            model, image, args.method, _progress(args, stem), cancel, args.device, args.seed
+        )
     except LandmarkError as exc:
         print(f"{path}: FAILED: {exc}", file=sys.stderr)
         return {
@@ -159,9 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("-m", "--model", type=Path, required=True)
     detect.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     detect.add_argument("--method", choices=METHODS, default="oneshot")
-    detect.add_argument(
-        "--seed", type=int, default=0, help="accepted for symmetry; detection is deterministic"
-    )
+    detect.add_argument("--seed", type=int, default=0, help="seed of the registrations' metric sampling")
     detect.add_argument("targets", type=Path, nargs="+", help="image files or folders")
     detect.set_defaults(run=_detect)
     evaluate = sub.add_parser("evaluate", help="score predictions against truth landmarks")

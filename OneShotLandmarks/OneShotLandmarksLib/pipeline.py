@@ -176,7 +176,12 @@ def train_model(
 
 
 def _refine_pose(
-    model: OneShotModel, prepared: sitk.Image, grid: PatchGrid, rotation: np.ndarray, centre: np.ndarray
+    model: OneShotModel,
+    prepared: sitk.Image,
+    grid: PatchGrid,
+    rotation: np.ndarray,
+    centre: np.ndarray,
+    seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """A candidate pose polished by a quick rigid registration on the working grid, and its similarity
     (normalised cross-correlation with the reference patch), so that candidates are compared at their best."""
@@ -186,7 +191,7 @@ def _refine_pose(
     settings = replace(
         model.detection, linear_transform="rigid", linear_shrink_factors=[2, 1], linear_iterations=60
     )
-    transform, _ = linear_registration(fixed, reference_image, settings)
+    transform, _ = linear_registration(fixed, reference_image, settings, seed)
     inverse = transform.GetInverse()  # reference -> fixed (= reference frame of the target patch)
     offset = np.asarray(inverse.TransformPoint((0.0, 0.0, 0.0)))
     matrix = np.column_stack([np.asarray(inverse.TransformPoint(tuple(e))) - offset for e in np.eye(3)])
@@ -203,6 +208,7 @@ def _estimate_pose(
     progress: ProgressCallback,
     cancel: CancelToken | None,
     timings: dict[str, float],
+    seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Stages 2 and 3: SOI centre in the target and the rotation reference -> target."""
     cfg, spacing = model.detection, model.training.working_spacing_mm
@@ -234,7 +240,7 @@ def _estimate_pose(
     target_centre, target_cov = second_moments(found.probability, found.grid.voxel_coordinates())
 
     candidates = candidate_rotations(reference_cov, target_cov, cfg.near_equal_eigen_ratio)
-    refined = [_refine_pose(model, prepared, reference_grid, r, target_centre) for r in candidates]
+    refined = [_refine_pose(model, prepared, reference_grid, r, target_centre, seed) for r in candidates]
     best = int(np.argmax([score for _, _, score in refined]))
     rotation, target_centre, _ = refined[best]
     timings["rotation"] = time.perf_counter() - clock
@@ -249,16 +255,18 @@ def detect_landmarks(
     progress: ProgressCallback = no_progress,
     cancel: CancelToken | None = None,
     device: str = "auto",
+    seed: int = 0,
 ) -> DetectionResult:
     """Landmarks of ``model`` in ``target``. Raises SOINotFoundError (a LandmarkError) when the structure of
-    interest is absent, InputError for unusable input, Cancelled when ``cancel`` is set."""
+    interest is absent, InputError for unusable input, Cancelled when ``cancel`` is set. ``seed`` fixes the
+    random metric sampling of the linear registrations (results are deterministic for a given seed)."""
     if method not in METHODS:
         raise InputError("detection method", f"'{method}' is not one of {', '.join(METHODS)}")
     _require_3d(target, "target image")
     timings: dict[str, float] = {}
     started = time.perf_counter()
     if method == "oneshot":
-        centre, rotation, info = _estimate_pose(model, target, device, progress, cancel, timings)
+        centre, rotation, info = _estimate_pose(model, target, device, progress, cancel, timings, seed)
     else:
         centre, rotation, info = model.reference_centre.copy(), np.eye(3), {}
     clock = time.perf_counter()
@@ -266,7 +274,7 @@ def detect_landmarks(
     pose = pose_transform(rotation, model.reference_centre, centre)
     prepared = prepare_image(target, model.detection.registration_spacing_mm)
     fixed = sitk.Resample(prepared, fixed_grid, pose, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
-    registered = register(fixed, model.registration_patch, model.detection, progress, cancel)
+    registered = register(fixed, model.registration_patch, model.detection, progress, cancel, seed)
     patch_points = transport_points(model.landmarks.points, registered)
     points = apply_pose(patch_points, rotation, model.reference_centre, centre)
     timings["registration"] = time.perf_counter() - clock

@@ -111,9 +111,10 @@ def register(
     config: DetectionConfig,
     progress: ProgressCallback = no_progress,
     cancel: CancelToken | None = None,
+    seed: int = 0,
 ) -> RegistrationResult:
     progress(None, "linear registration")
-    linear, metric = linear_registration(fixed, moving, config)
+    linear, metric = linear_registration(fixed, moving, config, seed)
     progress(None, "demons registration")
     field = demons_registration(fixed, moving, linear, config, cancel)
     return RegistrationResult(linear, field, metric)
