@@ -233,19 +233,30 @@ class FaceLandmarksLogic(ScriptedLoadableModuleLogic):
         # LPS x = -R, y = -A
         return -bounds[1], -bounds[3], -bounds[0], -bounds[2]
 
-    def detect(self, model, inputVolume, roiNode=None, outputNode=None):
-        """The 68 landmarks on the 2D photograph ``inputVolume`` (whole image, or inside ``roiNode``)."""
+    def detect(self, model, inputVolume, roiNode=None, outputNode=None, keepFlagged: bool = False):
+        """The 68 landmarks on the 2D photograph ``inputVolume`` (whole image, or inside ``roiNode``).
+
+        When the heatmap peaks say there is no face in the region, InputError is raised (nothing is
+        added to the scene) unless ``keepFlagged``.
+        """
         from FaceLandmarksLib.pipeline import detect_landmarks
         from LandmarkCoreLib.mrml_bridge import volume_node_to_image
 
         slicer_support.require_node(model, "model")
         slicer_support.require_node(inputVolume, "photograph")
+        what = f"photograph '{inputVolume.GetName()}'"
         box = self.faceBox(roiNode) if roiNode is not None else None
-        landmarks = detect_landmarks(model, volume_node_to_image(inputVolume, dimension=2), box)
-        return slicer_support.landmarks_into_node(landmarks, inputVolume, outputNode)
+        detection = detect_landmarks(model, volume_node_to_image(inputVolume, dimension=2), box, what=what)
+        if detection.flagged_no_face and not keepFlagged:
+            raise InputError(what, f"no face found in the face region (mean heatmap peak "
+                             f"{detection.peak_confidence.mean():.2f}); draw a face ROI around the face")
+        return slicer_support.landmarks_into_node(detection.landmarks, inputVolume, outputNode)
 
     def startBatchDetection(self, inputFolder, outputFolder):
-        """Detect on every photograph of ``inputFolder`` (whole image) with the loaded model."""
+        """Detect on every photograph of ``inputFolder`` (whole image) with the loaded model.
+
+        Photographs without a face are reported in the summary, not written (the CLI's exit status 3).
+        """
         import FaceLandmarksLib
         import LandmarkCoreLib
 
@@ -253,10 +264,16 @@ class FaceLandmarksLogic(ScriptedLoadableModuleLogic):
             raise InputError("model", "load a model first")
         images = slicer_support.image_files(inputFolder, self.IMAGE_SUFFIXES)
         outputFolder = pathlib.Path(outputFolder)
+
+        def finish(result):
+            written = sum((outputFolder / f"{path.name.split('.')[0]}.mrk.json").is_file() for path in images)
+            return (f"{written} of {len(images)} photographs: landmarks written to {outputFolder}"
+                    + (f"; {len(images) - written} without a face." if written < len(images) else "."))
+
         arguments = ["-m", self.modelPath, "-o", outputFolder, *images]
-        return slicer_support.start_cli_task(
-            self.CLI_MODULE, "detect", arguments, [FaceLandmarksLib, LandmarkCoreLib],
-            finish=lambda result: f"{len(images)} photographs: landmarks written to {outputFolder}.")
+        return slicer_support.start_cli_task(self.CLI_MODULE, "detect", arguments,
+                                             [FaceLandmarksLib, LandmarkCoreLib], finish,
+                                             success_codes=(0, 3))
 
 
 class FaceLandmarksTest(ScriptedLoadableModuleTest):

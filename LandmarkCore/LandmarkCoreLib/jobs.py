@@ -116,8 +116,11 @@ class Job:
         python_path: Iterable[str] = (),
         cwd: str | os.PathLike | None = None,
         name: str | None = None,
+        success_codes: Sequence[int] = (0,),
     ) -> None:
+        """``success_codes``: exit statuses that are not failures (e.g. 3 = 'done, some flagged')."""
         self.command = [str(c) for c in command]
+        self._success_codes = tuple(success_codes)
         self.name = name or " ".join(self.command[1:4])
         self._python_path = list(python_path)
         self._cwd = cwd
@@ -251,8 +254,8 @@ class Job:
         assert self._process is not None
         returncode = self._process.returncode
         stderr = "\n".join(self._stderr)
-        if self._cancel_requested and returncode != 0:
+        if self._cancel_requested and returncode not in self._success_codes:
             raise Cancelled(f"{self.name}: cancelled by the user; saved checkpoints were kept")
-        if returncode != 0:
+        if returncode not in self._success_codes:
             raise JobError(self.name, returncode, stderr)
         return JobResult(returncode=returncode, log=list(self._log), stderr=stderr)

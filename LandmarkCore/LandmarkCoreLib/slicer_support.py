@@ -95,6 +95,7 @@ def start_cli_task(
     finish: Callable[[jobs.JobResult], Any],
     folder: tempfile.TemporaryDirectory | None = None,
     name: str | None = None,
+    success_codes: Sequence[int] = (0,),
 ) -> BackgroundTask:
     """Start ``python -m cli_module subcommand --progress-format jsonl arguments`` in the background.
 
@@ -102,7 +103,7 @@ def start_cli_task(
     """
     command = jobs.cli_command(cli_module, subcommand, [str(a) for a in arguments], python_executable())
     job = jobs.Job(command, python_path=jobs.package_python_path(*packages),
-                   name=name or f"{cli_module.split('.')[0]} {subcommand}")
+                   name=name or f"{cli_module.split('.')[0]} {subcommand}", success_codes=success_codes)
     logging.info("Starting: %s", " ".join(command))
     return BackgroundTask(job.start(), finish, folder)
 

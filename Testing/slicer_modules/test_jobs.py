@@ -84,6 +84,12 @@ def test_failure_raises_with_the_tools_error_line(fake_cli):
     assert "'ref.mrk.json': no control points" in str(info.value)
 
 
+def test_an_accepted_non_zero_status_is_a_result(fake_cli):
+    job = Job(fake_cli("fail"), success_codes=(0, 2)).start()
+    result = job.wait(timeout=60)
+    assert result.returncode == 2 and "no control points" in result.stderr
+
+
 def test_cancel_interrupts_and_keeps_the_checkpoint(fake_cli, tmp_path):
     job = Job(fake_cli("train"), name="fake train").start()
     checkpoint = tmp_path / "checkpoint.txt"
