@@ -40,6 +40,14 @@ class TrainingData:
     validation_centre: np.ndarray
     size: int
 
+    def fingerprint(self) -> list[float]:
+        """A cheap summary of the inputs, so a checkpoint is never resumed with other images or masks."""
+        values = []
+        for image in (self.reference, self.reference_soi, self.validation, self.validation_soi):
+            array = sitk.GetArrayViewFromImage(image)
+            values += [*image.GetSize(), *image.GetOrigin(), float(array.sum()), float((array * array).sum())]
+        return [round(float(v), 3) for v in values]
+
 
 @dataclass
 class TrainingState:
@@ -106,12 +114,14 @@ def _train_epoch(
     return float(np.mean(losses))
 
 
-def _save_checkpoint(path, config: TrainingConfig, state: TrainingState, net, optimiser, best) -> None:
+def _save_checkpoint(
+    path, config: TrainingConfig, inputs: list[float], state: TrainingState, net, optimiser, best
+) -> None:
     save_model_file(
         path,
         ModelFile(
             kind=CHECKPOINT_KIND,
-            config={"training": config.to_dict(), "state": state.__dict__},
+            config={"training": config.to_dict(), "inputs": inputs, "state": state.__dict__},
             tensors=without_scalars(
                 {"weights": net.state_dict(), "optimiser": optimiser.state_dict(), "best_weights": best}
             ),
@@ -119,12 +129,13 @@ def _save_checkpoint(path, config: TrainingConfig, state: TrainingState, net, op
     )
 
 
-def _resume(path, config: TrainingConfig, net, optimiser) -> tuple[TrainingState, dict]:
+def _resume(path, config: TrainingConfig, inputs: list[float], net, optimiser) -> tuple[TrainingState, dict]:
     checkpoint = load_model_file(path, CHECKPOINT_KIND)
-    if checkpoint.config["training"] != config.to_dict():
+    if checkpoint.config["training"] != config.to_dict() or checkpoint.config.get("inputs") != inputs:
         raise InputError(
             f"checkpoint '{path}'",
-            "was written with other training settings; delete it or give another checkpoint path",
+            "was written with other training settings or other images; "
+            "delete it or give another checkpoint path",
         )
     own = net.state_dict()
     net.load_state_dict(shaped_like(checkpoint.tensors["weights"], own))
@@ -145,8 +156,9 @@ def train_network(
     net = ShallowUNet(config.width).to(device)
     optimiser = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
     state, best = TrainingState(), {k: v.detach().clone() for k, v in net.state_dict().items()}
+    inputs = data.fingerprint()
     if checkpoint_path and os.path.exists(checkpoint_path):
-        state, best = _resume(checkpoint_path, config, net, optimiser)
+        state, best = _resume(checkpoint_path, config, inputs, net, optimiser)
         progress(state.epoch / config.max_epochs, f"resumed at epoch {state.epoch}")
     validation_grid = PatchGrid(
         data.validation_centre, image_axes(data.validation), config.working_spacing_mm, (data.size,) * 3
@@ -167,7 +179,7 @@ def train_network(
         state.history.append({"epoch": state.epoch, "train_loss": train_loss, "validation_loss": val_loss})
         state.epoch += 1
         if checkpoint_path:
-            _save_checkpoint(checkpoint_path, config, state, net, optimiser, best)
+            _save_checkpoint(checkpoint_path, config, inputs, state, net, optimiser, best)
         progress(
             state.epoch / config.max_epochs,
             f"epoch {state.epoch}: train {train_loss:.4f} validation {val_loss:.4f}"

@@ -154,6 +154,17 @@ def test_interrupted_training_resumes_from_checkpoint(tmp_path):
             FAST_DETECTION,
             checkpoint_path=checkpoint,
         )
+    with pytest.raises(InputError, match="other images"):
+        train_model(
+            REFERENCE,
+            LANDMARKS,
+            REFERENCE_SOI,
+            REFERENCE,
+            REFERENCE_SOI,
+            TrainingConfig(**SHORT),
+            FAST_DETECTION,
+            checkpoint_path=checkpoint,
+        )
 
 
 def test_cli_records_a_failing_target_and_keeps_the_others(tiny_model, tmp_path):
