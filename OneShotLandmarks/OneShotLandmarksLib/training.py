@@ -7,6 +7,7 @@ finished epochs. Randomness is drawn from (seed, epoch), so a resumed run repeat
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -40,13 +41,13 @@ class TrainingData:
     validation_centre: np.ndarray
     size: int
 
-    def fingerprint(self) -> list[float]:
-        """A cheap summary of the inputs, so a checkpoint is never resumed with other images or masks."""
-        values = []
+    def fingerprint(self) -> str:
+        """A digest of the inputs, so a checkpoint is never resumed with other images or masks."""
+        digest = hashlib.sha256()
         for image in (self.reference, self.reference_soi, self.validation, self.validation_soi):
-            array = sitk.GetArrayViewFromImage(image)
-            values += [*image.GetSize(), *image.GetOrigin(), float(array.sum()), float((array * array).sum())]
-        return [round(float(v), 3) for v in values]
+            digest.update(repr((image.GetSize(), image.GetOrigin(), image.GetSpacing())).encode())
+            digest.update(sitk.GetArrayViewFromImage(image).tobytes())
+        return digest.hexdigest()
 
 
 @dataclass
@@ -115,7 +116,7 @@ def _train_epoch(
 
 
 def _save_checkpoint(
-    path, config: TrainingConfig, inputs: list[float], state: TrainingState, net, optimiser, best
+    path, config: TrainingConfig, inputs: str, state: TrainingState, net, optimiser, best
 ) -> None:
     save_model_file(
         path,
@@ -129,7 +130,7 @@ def _save_checkpoint(
     )
 
 
-def _resume(path, config: TrainingConfig, inputs: list[float], net, optimiser) -> tuple[TrainingState, dict]:
+def _resume(path, config: TrainingConfig, inputs: str, net, optimiser) -> tuple[TrainingState, dict]:
     checkpoint = load_model_file(path, CHECKPOINT_KIND)
     if checkpoint.config["training"] != config.to_dict() or checkpoint.config.get("inputs") != inputs:
         raise InputError(
