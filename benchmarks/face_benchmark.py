@@ -5,7 +5,7 @@ normalisation), and the detection time per face.
 
     python benchmarks/face_benchmark.py                 # full grid (resumes finished runs)
     python benchmarks/face_benchmark.py --quick         # smoke run: 50 labels, 1 seed, few steps
-    python benchmarks/face_benchmark.py --grid-off --model FaceLandmarks/FaceLandmarksLib/models/face_default.pt --dlib
+    python benchmarks/face_benchmark.py --grid-off --dlib      # bundled model vs dlib, speed
 
 Runs and their scores are kept in --work (default /tmp/face_benchmark) so an interrupted benchmark
 continues where it stopped. The table is printed and written to benchmarks/results/face_benchmark.md.
@@ -23,10 +23,9 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 import torch
-
 from FaceLandmarksLib.data import box_from_points, load_cached_split
 from FaceLandmarksLib.methods import METHODS
-from FaceLandmarksLib.pipeline import FaceModel, default_model_path, detect_landmarks
+from FaceLandmarksLib.pipeline import NO_FACE_PEAK, FaceModel, default_model_path, detect_landmarks
 from FaceLandmarksLib.scoring import THRESHOLDS, face_metrics, normalised_errors, predict_cached
 from FaceLandmarksLib.training import SourceConfig, TargetConfig, train_source, train_target
 from LandmarkCoreLib.atomic import write_text_atomic
@@ -35,7 +34,13 @@ from LandmarkCoreLib.images import read_image
 from LandmarkCoreLib.modelfile import load_model_file
 
 RESULTS = Path(__file__).resolve().parent / "results"
-METRIC_KEYS = ["NME", f"AUC@{THRESHOLDS[0]}", f"FR@{THRESHOLDS[0]}", f"AUC@{THRESHOLDS[1]}", f"FR@{THRESHOLDS[1]}"]
+METRIC_KEYS = [
+    "NME",
+    f"AUC@{THRESHOLDS[0]}",
+    f"FR@{THRESHOLDS[0]}",
+    f"AUC@{THRESHOLDS[1]}",
+    f"FR@{THRESHOLDS[1]}",
+]
 
 
 def log(message: str) -> None:
@@ -51,7 +56,9 @@ def score_file(work: Path, key: str) -> Path:
 
 
 def load_scores(work: Path) -> dict[str, dict]:
-    return {json.loads(p.read_text())["key"]: json.loads(p.read_text()) for p in (work / "scores").glob("*.json")}
+    return {
+        json.loads(p.read_text())["key"]: json.loads(p.read_text()) for p in (work / "scores").glob("*.json")
+    }
 
 
 def grid(args, work: Path, source_path: Path | None) -> dict[str, dict]:
@@ -67,8 +74,9 @@ def grid(args, work: Path, source_path: Path | None) -> dict[str, dict]:
                     continue
                 config = TargetConfig(method=method, n_labels=labels, seed=seed, steps=args.steps)
                 started = time.time()
-                model = train_target(train, config, work / f"{method}_{labels}_{seed}_{args.steps}.pt", source,
-                                     log=log)
+                model = train_target(
+                    train, config, work / f"{method}_{labels}_{seed}_{args.steps}.pt", source, log=log
+                )
                 pred, truth, _ = predict_cached(FaceModel.from_model_file(model), test)
                 metrics = face_metrics(normalised_errors(pred, truth), test.names)
                 metrics.update(key=key, train_seconds=time.time() - started)
@@ -78,40 +86,66 @@ def grid(args, work: Path, source_path: Path | None) -> dict[str, dict]:
 
 
 def grid_table(scores: dict[str, dict], args) -> str:
-    lines = [f"### Few-label protocol: test-split NME (mean ± SD over seeds {args.seeds}), {args.steps} steps",
-             "", "| method | " + " | ".join(f"{n or 'all'} labels" for n in args.labels) + " |",
-             "|---|" + "---|" * len(args.labels)]
+    lines = [
+        f"### Few-label protocol: test-split NME (mean ± SD over seeds {args.seeds}), {args.steps} steps",
+        "",
+        "| method | " + " | ".join(f"{n or 'all'} labels" for n in args.labels) + " |",
+        "|---|" + "---|" * len(args.labels),
+    ]
     for method in args.methods:
         cells = []
         for labels in args.labels:
-            values = [scores[k]["NME"] for s in args.seeds if (k := run_key(method, labels, s, args.steps)) in scores]
+            values = [
+                scores[k]["NME"]
+                for s in args.seeds
+                if (k := run_key(method, labels, s, args.steps)) in scores
+            ]
             if not values:
                 cells.append("not run")
             else:
                 sd = f" ± {np.std(values, ddof=1):.4f}" if len(values) > 1 else " (1 seed)"
-                cells.append(f"{np.mean(values):.4f}{sd}" + (f" (n={len(values)})" if 1 < len(values) < len(args.seeds) else ""))
+                cells.append(
+                    f"{np.mean(values):.4f}{sd}"
+                    + (f" (n={len(values)})" if 1 < len(values) < len(args.seeds) else "")
+                )
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    detail = ["", "AUC / failure rate (mean over seeds):", "",
-              "| method | labels | " + " | ".join(METRIC_KEYS[1:]) + " |", "|---|---|" + "---|" * 4]
+    detail = [
+        "",
+        "AUC / failure rate (mean over seeds):",
+        "",
+        "| method | labels | " + " | ".join(METRIC_KEYS[1:]) + " |",
+        "|---|---|" + "---|" * 4,
+    ]
     for method in args.methods:
         for labels in args.labels:
             runs = [scores[k] for s in args.seeds if (k := run_key(method, labels, s, args.steps)) in scores]
             if runs:
-                detail.append(f"| {method} | {labels or 'all'} | "
-                              + " | ".join(f"{np.mean([r[m] for r in runs]):.3f}" for m in METRIC_KEYS[1:]) + " |")
+                detail.append(
+                    f"| {method} | {labels or 'all'} | "
+                    + " | ".join(f"{np.mean([r[m] for r in runs]):.3f}" for m in METRIC_KEYS[1:])
+                    + " |"
+                )
     return "\n".join(lines + detail) + "\n"
 
 
 def dlib_predictor():
-    import dlib
-    import face_recognition_models
+    """dlib and its 68-point predictor from the face_recognition_models package (its __init__ needs
+    pkg_resources, which new setuptools dropped, so the file is located without importing it)."""
+    import importlib.util
 
-    return dlib, dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
+    import dlib
+
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("face_recognition_models is not installed")
+    model = (
+        Path(list(spec.submodule_search_locations)[0]) / "models" / "shape_predictor_68_face_landmarks.dat"
+    )
+    return dlib, dlib.shape_predictor(str(model))
 
 
 def pipeline_comparison(args) -> str:
     """The default model through detect_landmarks on the real test JPEGs, dlib from the same boxes."""
-    torch.set_num_threads(2)
     samples = youtube_faces_samples("test")
     model = FaceModel.load(args.model)
     predictors = {"this model": None}
@@ -122,7 +156,7 @@ def pipeline_comparison(args) -> str:
         except ImportError as exc:
             log(f"dlib not available ({exc}); `pip install dlib-bin face_recognition_models`")
     preds = {name: [] for name in predictors}
-    times, flagged = [], 0
+    times, flagged, face_peaks = [], 0, []
     truths = []
     for sample in samples:
         image = read_image(sample.image, "face image", dimension=2)
@@ -132,59 +166,132 @@ def pipeline_comparison(args) -> str:
         detection = detect_landmarks(model, image, box)
         times.append(time.perf_counter() - started)
         flagged += detection.flagged_no_face
+        face_peaks.append(float(detection.peak_confidence.mean()))
         preds["this model"].append(detection.landmarks.points)
         if "dlib 68-point shape predictor" in predictors:
             rgb = sitk.GetArrayFromImage(image).astype(np.uint8)
             shape = predictors["dlib 68-point shape predictor"](rgb, dlib.rectangle(*(int(v) for v in box)))
-            preds["dlib 68-point shape predictor"].append(np.array([[p.x, p.y] for p in shape.parts()], float))
+            preds["dlib 68-point shape predictor"].append(
+                np.array([[p.x, p.y] for p in shape.parts()], float)
+            )
     truth = np.stack(truths)
     names = [s.image.name for s in samples]
-    lines = [f"### Test split ({len(samples)} real JPEGs), full pipeline, face box = landmark box + 10 %",
-             "", "| detector | " + " | ".join(METRIC_KEYS) + " |", "|---|" + "---|" * len(METRIC_KEYS)]
+    lines = [
+        f"### Test split ({len(samples)} real JPEGs), full pipeline, face box = landmark box + 10 %",
+        "",
+        "| detector | " + " | ".join(METRIC_KEYS) + " |",
+        "|---|" + "---|" * len(METRIC_KEYS),
+    ]
     for name, points in preds.items():
         m = face_metrics(normalised_errors(np.stack(points), truth), names)
-        lines.append(f"| {name} | " + " | ".join(f"{m[k]:.4f}" if k == "NME" else f"{m[k]:.3f}" for k in METRIC_KEYS) + " |")
-    lines += ["", f"Model: `{Path(args.model).name}` ({model.config['architecture']}, input {model.input_size} px).",
-              f"Detection time per face (crop + network + decoding, no file I/O, {torch.get_num_threads()} threads): "
-              f"median {1000 * np.median(times):.1f} ms, 90th percentile {1000 * np.percentile(times, 90):.1f} ms.",
-              f"Faces flagged as 'no face' (mean heatmap peak below threshold): {flagged} of {len(samples)}."]
-    return "\n".join(lines) + "\n"
+        lines.append(
+            f"| {name} | "
+            + " | ".join(f"{m[k]:.4f}" if k == "NME" else f"{m[k]:.3f}" for k in METRIC_KEYS)
+            + " |"
+        )
+    lines += [
+        "",
+        f"Model: `{Path(args.model).name}` ({model.config['architecture']}, input {model.input_size} px).",
+        f"Detection time per face (crop + network + decoding, no file I/O, "
+        f"{torch.get_num_threads()} threads): "
+        f"median {1000 * np.median(times):.1f} ms, 90th percentile {1000 * np.percentile(times, 90):.1f} ms.",
+        f"Faces flagged as 'no face' (mean heatmap peak below threshold): {flagged} of {len(samples)}.",
+        "",
+    ]
+    return "\n".join(lines) + "\n" + no_face_check(model, face_peaks)
+
+
+def no_face_check(model: FaceModel, face_peaks: list[float]) -> str:
+    """Mean heatmap peaks on real faces vs. on images without a face (20 cephalograms of the data root,
+    20 noise images), and how many of each the 'no face' flag catches."""
+    from LandmarkCoreLib.datasets import isbi_cases
+
+    rng = np.random.default_rng(0)
+    others = {
+        "cephalogram (whole image)": [c.read_image() for c in isbi_cases("all")[:20]],
+        "uniform noise 160x160 RGB": [
+            sitk.GetImageFromArray(rng.integers(0, 255, (160, 160, 3)).astype(np.uint8), isVector=True)
+            for _ in range(20)
+        ],
+    }
+    rows = [
+        f"| real test faces | {np.mean(face_peaks):.3f} | {np.min(face_peaks):.3f} | "
+        f"{int(np.sum(np.array(face_peaks) < NO_FACE_PEAK))} of {len(face_peaks)} |"
+    ]
+    for name, images in others.items():
+        detections = [detect_landmarks(model, image) for image in images]
+        peaks = [float(d.peak_confidence.mean()) for d in detections]
+        rows.append(
+            f"| {name} | {np.mean(peaks):.3f} | {np.max(peaks):.3f} (max) | "
+            f"{sum(d.flagged_no_face for d in detections)} of {len(images)} |"
+        )
+    return (
+        "\n".join(
+            [
+                f"### 'No face' flag (mean heatmap peak < {NO_FACE_PEAK})",
+                "",
+                "| input | mean peak | min/max peak | flagged |",
+                "|---|---|---|---|",
+                *rows,
+            ]
+        )
+        + "\n"
+    )
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/face_benchmark"))
-    parser.add_argument("--source", type=Path, help="'face-source' file (default: WORK/source.pt, trained if missing)")
+    parser.add_argument(
+        "--source", type=Path, help="'face-source' file (default: WORK/source.pt, trained if missing)"
+    )
     parser.add_argument("--source-epochs", type=int, default=SourceConfig.epochs)
     parser.add_argument("--labels", type=int, nargs="+", default=[50, 200, 0], help="0 = all labels")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--steps", type=int, default=TargetConfig.steps)
-    parser.add_argument("--input-size", type=int, default=SourceConfig.input_size, help="input size without source")
+    parser.add_argument(
+        "--input-size", type=int, default=SourceConfig.input_size, help="input size without source"
+    )
     parser.add_argument("--quick", action="store_true", help="50 labels, seed 0, 60 steps (a smoke run)")
     parser.add_argument("--grid-off", action="store_true", help="skip the few-label grid")
-    parser.add_argument("--model", type=Path, default=default_model_path(), help="model for the pipeline table")
-    parser.add_argument("--dlib", action="store_true", help="add dlib's 68-point predictor (benchmark-only dependency)")
+    parser.add_argument(
+        "--model", type=Path, default=default_model_path(), help="model for the pipeline table"
+    )
+    parser.add_argument(
+        "--dlib", action="store_true", help="add dlib's 68-point predictor (benchmark-only dependency)"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS / "face_benchmark.md")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (1 is faster on a crowded CPU)")
     args = parser.parse_args(argv)
     if args.quick:
         args.labels, args.seeds, args.steps = [50], [0], 60
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
-    sections = ["# Face landmarks benchmark (YouTube-Faces 68 points)\n",
-                f"Command: `python benchmarks/face_benchmark.py {' '.join(argv if argv is not None else sys.argv[1:])}`\n"]
+    command = " ".join(argv if argv is not None else sys.argv[1:])
+    sections = [
+        "# Face landmarks benchmark (YouTube-Faces 68 points)\n",
+        f"Command: `python benchmarks/face_benchmark.py {command}`\n",
+    ]
     if not args.grid_off:
         needs_source = any(METHODS[m].needs_source for m in args.methods)
         source_path = (args.source or args.work / "source.pt") if needs_source else None
         if needs_source and not source_path.is_file():
             config = SourceConfig(epochs=args.source_epochs)
             size = config.input_size
-            train_source(load_cached_split("train", size), config, source_path,
-                         load_cached_split("test", size), log=log)
+            train_source(
+                load_cached_split("train", size),
+                config,
+                source_path,
+                load_cached_split("test", size),
+                log=log,
+            )
         if source_path is not None:
             source_config = load_model_file(source_path, "face-source").config
-            sections.append(f"Source: `{source_path.name}`, {source_config['architecture']}, "
-                            f"identity accuracy on the test split {source_config.get('metrics')}.\n")
+            sections.append(
+                f"Source: `{source_path.name}`, {source_config['architecture']}, "
+                f"identity accuracy on the test split {source_config.get('metrics')}.\n"
+            )
         sections.append(f"Target config {asdict(TargetConfig())} (method/labels/seed/steps vary).\n")
         sections.append(grid_table(grid(args, args.work, source_path), args))
     if args.model is not None and Path(args.model).is_file():

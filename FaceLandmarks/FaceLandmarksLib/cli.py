@@ -17,7 +17,6 @@ import sys
 from pathlib import Path
 
 import torch
-
 from LandmarkCoreLib.errors import LandmarkError
 from LandmarkCoreLib.evaluation import add_evaluate_arguments, run_evaluate
 from LandmarkCoreLib.progress import CancelToken, json_lines_progress, tqdm_progress
@@ -36,8 +35,12 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_data(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-root", type=Path, help="data root (default: ../shared/data or $LANDMARK_DATA_ROOT)")
-    parser.add_argument("--cache-dir", type=Path, help="cropped-image cache (default /tmp/face_landmarks_cache)")
+    parser.add_argument(
+        "--data-root", type=Path, help="data root (default: ../shared/data or $LANDMARK_DATA_ROOT)"
+    )
+    parser.add_argument(
+        "--cache-dir", type=Path, help="cropped-image cache (default /tmp/face_landmarks_cache)"
+    )
 
 
 def _add_train_source(sub) -> None:
@@ -45,7 +48,9 @@ def _add_train_source(sub) -> None:
     p = sub.add_parser("train-source", help="train the face-recognition source network on identity labels")
     p.add_argument("-o", "--output", type=Path, required=True)
     p.add_argument("--depth", type=int, choices=(18, 34, 50), default=d.depth)
-    p.add_argument("--width", type=int, default=d.width, help="channels of the first ResNet stage (64 = standard)")
+    p.add_argument(
+        "--width", type=int, default=d.width, help="channels of the first ResNet stage (64 = standard)"
+    )
     p.add_argument("--input-size", type=int, default=d.input_size)
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
@@ -66,7 +71,9 @@ def _add_train(sub) -> None:
     p.add_argument("--steps", type=int, default=d.steps)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.learning_rate)
-    p.add_argument("--input-size", type=int, default=96, help="input size (HG only; others take the source's)")
+    p.add_argument(
+        "--input-size", type=int, default=96, help="input size (HG only; others take the source's)"
+    )
     _add_data(p)
     _add_common(p)
 
@@ -76,15 +83,25 @@ def _add_detect(sub) -> None:
     p.add_argument("images", nargs="+", type=Path)
     p.add_argument("-m", "--model", type=Path, help="'face-model' file (default: the bundled model)")
     p.add_argument("-o", "--outdir", type=Path, required=True)
-    p.add_argument("--box", type=float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"),
-                   help="face box in physical (column, row) coordinates; default: the whole image")
-    p.add_argument("--keep-flagged", action="store_true",
-                   help="write the points even where no face was found (they are flagged on stderr)")
+    p.add_argument(
+        "--box",
+        type=float,
+        nargs=4,
+        metavar=("X0", "Y0", "X1", "Y1"),
+        help="face box in physical (column, row) coordinates; default: the whole image",
+    )
+    p.add_argument(
+        "--keep-flagged",
+        action="store_true",
+        help="write the points even where no face was found (they are flagged on stderr)",
+    )
     _add_common(p)
 
 
 def _add_import(sub) -> None:
-    p = sub.add_parser("import-vggface2", help="convert published VGGFace2 ResNet-50 weights to a source model")
+    p = sub.add_parser(
+        "import-vggface2", help="convert published VGGFace2 ResNet-50 weights to a source model"
+    )
     p.add_argument("weights", type=Path, help="the authors' .pkl (numpy arrays) or a PyTorch state dict .pth")
     p.add_argument("-o", "--output", type=Path, required=True)
     p.add_argument("--input-size", type=int, default=224)
@@ -101,11 +118,25 @@ def _data_splits(args, input_size: int):
 def _run_train_source(args) -> None:
     from .training import train_source
 
-    config = SourceConfig(depth=args.depth, width=args.width, input_size=args.input_size, epochs=args.epochs,
-                          batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed)
+    config = SourceConfig(
+        depth=args.depth,
+        width=args.width,
+        input_size=args.input_size,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        seed=args.seed,
+    )
     train, test = _data_splits(args, config.input_size)
-    model = train_source(train, config, args.output, test, _progress(args, "source"), CancelToken(),
-                         log=lambda m: print(m, file=sys.stderr))
+    model = train_source(
+        train,
+        config,
+        args.output,
+        test,
+        _progress(args, "source"),
+        CancelToken(),
+        log=lambda m: print(m, file=sys.stderr),
+    )
     print(f"wrote {args.output} ({model.config['metrics']})")
 
 
@@ -114,13 +145,26 @@ def _run_train(args) -> None:
 
     from .training import SOURCE_KIND, train_target
 
-    config = TargetConfig(method=args.method, n_labels=args.labels, seed=args.seed, steps=args.steps,
-                          batch_size=args.batch_size, learning_rate=args.lr)
+    config = TargetConfig(
+        method=args.method,
+        n_labels=args.labels,
+        seed=args.seed,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+    )
     source = load_model_file(args.source, SOURCE_KIND) if args.source else None
     input_size = source.config["input_size"] if source else args.input_size
     train, _ = _data_splits(args, input_size)
-    train_target(train, config, args.output, source, _progress(args, args.method), CancelToken(),
-                 log=lambda m: print(m, file=sys.stderr))
+    train_target(
+        train,
+        config,
+        args.output,
+        source,
+        _progress(args, args.method),
+        CancelToken(),
+        log=lambda m: print(m, file=sys.stderr),
+    )
     print(f"wrote {args.output}")
 
 
@@ -138,9 +182,12 @@ def _run_detect(args) -> int:
         detection = detect_landmarks(model, image, args.box, what=f"image '{path}'")
         if detection.flagged_no_face:
             flagged += 1
-            print(f"{path}: no face found in the box (mean heatmap peak "
-                  f"{detection.peak_confidence.mean():.2f})" + ("" if args.keep_flagged else "; nothing written"),
-                  file=sys.stderr)
+            print(
+                f"{path}: no face found in the box (mean heatmap peak "
+                f"{detection.peak_confidence.mean():.2f})"
+                + ("" if args.keep_flagged else "; nothing written"),
+                file=sys.stderr,
+            )
         if not detection.flagged_no_face or args.keep_flagged:
             write_landmarks(args.outdir / f"{path.name.split('.')[0]}.mrk.json", detection.landmarks)
         progress((i + 1) / len(args.images), path.name)
@@ -165,8 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_import(sub)
     evaluate = sub.add_parser("evaluate", help="NME (outer-eye-corner distance), CED AUC and failure rate")
     add_evaluate_arguments(evaluate)
-    evaluate.set_defaults(normalize_by=["36", "45"], radii=[0.05, 0.08, 0.10], auc_threshold=0.08,
-                          failure_threshold=0.08, outlier_threshold=0.10)
+    evaluate.set_defaults(
+        normalize_by=["36", "45"],
+        radii=[0.05, 0.08, 0.10],
+        auc_threshold=0.08,
+        failure_threshold=0.08,
+        outlier_threshold=0.10,
+    )
     return parser
 
 

@@ -20,11 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+import torch.nn.functional as F  # noqa: N812
+from LandmarkCoreLib.datasets import FaceSample, youtube_faces_samples
 from PIL import Image
 from scipy.ndimage import gaussian_filter
-
-from LandmarkCoreLib.datasets import FaceSample, youtube_faces_samples
 
 N_POINTS = 68
 BOX_MARGIN = 0.10
@@ -128,8 +127,12 @@ def build_cache(samples: list[FaceSample], input_size: int, classes: list[str]) 
     return CachedSplit(images, points, identities, [s.image.name for s in samples], classes)
 
 
-def load_cached_split(split: str, input_size: int, data_root: str | os.PathLike | None = None,
-                      cache_dir: str | os.PathLike | None = None) -> CachedSplit:
+def load_cached_split(
+    split: str,
+    input_size: int,
+    data_root: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> CachedSplit:
     """The cached split of YouTube-Faces (shared reader), built on first use under ``cache_dir``
     (default: $FACE_LANDMARKS_CACHE or /tmp/face_landmarks_cache; never inside the repository).
     Identity classes are those of the training split."""
@@ -139,8 +142,9 @@ def load_cached_split(split: str, input_size: int, data_root: str | os.PathLike 
     path = cache_dir / f"{split}_{input_size}_{len(samples)}.pt"
     if path.is_file():
         stored = torch.load(path, weights_only=True)
-        return CachedSplit(stored["images"], stored["points"], stored["identities"], stored["names"],
-                           stored["classes"])
+        return CachedSplit(
+            stored["images"], stored["points"], stored["identities"], stored["names"], stored["classes"]
+        )
     cached = build_cache(samples, input_size, classes)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -157,9 +161,16 @@ def normalise(images_uint8_or_float: torch.Tensor) -> torch.Tensor:
     return (x - MEAN) / STD
 
 
-def augment_batch(images: torch.Tensor, points: torch.Tensor, input_size: int, generator: torch.Generator,
-                  augment: bool = True, max_rotation_deg: float = 15.0, scale_range: float = 0.1,
-                  max_shift: float = 0.05) -> tuple[torch.Tensor, torch.Tensor]:
+def augment_batch(
+    images: torch.Tensor,
+    points: torch.Tensor,
+    input_size: int,
+    generator: torch.Generator,
+    augment: bool = True,
+    max_rotation_deg: float = 15.0,
+    scale_range: float = 0.1,
+    max_shift: float = 0.05,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Cut network inputs from cached crops with a random similarity transform and flip.
 
     Returns normalised images (B, 3, input_size, input_size) and points in input pixels (B, 68, 2).
@@ -186,7 +197,9 @@ def augment_batch(images: torch.Tensor, points: torch.Tensor, input_size: int, g
     theta[:, 1, 1] = cos * scale * crop_fraction
     theta[:, :, 2] = shift
     grid = F.affine_grid(theta, (batch, 3, input_size, input_size), align_corners=False)
-    out = F.grid_sample(images.float() / 255.0, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    out = F.grid_sample(
+        images.float() / 255.0, grid, mode="bilinear", padding_mode="zeros", align_corners=False
+    )
     # points: cache pixels -> cache normalised -> invert the affine -> crop pixels
     p = (2.0 * points + 1.0) / size_in - 1.0
     p = p - theta[:, None, :, 2]

@@ -16,7 +16,7 @@ paper; the forms below are RECONSTRUCTED from its descriptions and are marked as
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+import torch.nn.functional as F  # noqa: N812
 
 
 def heatmap_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -24,8 +24,9 @@ def heatmap_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (predicted - target).square().sum(dim=(-2, -1)).mean()
 
 
-def classifier_distillation_loss(target_logits: torch.Tensor, source_logits: torch.Tensor,
-                                 temperature: float) -> torch.Tensor:
+def classifier_distillation_loss(
+    target_logits: torch.Tensor, source_logits: torch.Tensor, temperature: float
+) -> torch.Tensor:
     """Eq. 3 (reconstructed): tau^2 * ||softmax(z_t/tau) - softmax(z_s/tau)||^2, mean over the batch."""
     p_t = F.softmax(target_logits / temperature, dim=1)
     p_s = F.softmax(source_logits / temperature, dim=1)

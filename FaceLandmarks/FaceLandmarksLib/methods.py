@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
-
 from LandmarkCoreLib.errors import InputError
+from torch import nn
 
 from .decoder import DeconvDecoder
 from .resnet import FaceClassifier, ResNetEncoder

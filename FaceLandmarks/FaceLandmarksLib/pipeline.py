@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 import torch
-
 from LandmarkCoreLib.errors import InputError, ModelFileError
+from LandmarkCoreLib.images import conform_dimension, index_to_physical, physical_to_index
 from LandmarkCoreLib.landmarks import LandmarkSet
 from LandmarkCoreLib.modelfile import ModelFile, load_model_file
 
@@ -90,7 +90,9 @@ def image_to_rgb(image: sitk.Image, what: str = "image") -> np.ndarray:
         if image.GetDimension() == 3 and image.GetSize()[2] == 1:
             image = image[:, :, 0]
         else:
-            raise InputError(what, f"is {image.GetDimension()}D (size {image.GetSize()}); a 2D photograph is needed")
+            raise InputError(
+                what, f"is {image.GetDimension()}D (size {image.GetSize()}); a 2D photograph is needed"
+            )
     array = sitk.GetArrayFromImage(image).astype(np.float32)
     if array.ndim == 2:
         array = np.repeat(array[..., None], 3, axis=2)
@@ -108,26 +110,29 @@ def image_to_rgb(image: sitk.Image, what: str = "image") -> np.ndarray:
 
 
 def _physical_box_to_pixels(image: sitk.Image, box) -> tuple[float, float, float, float]:
-    spacing = np.array(image.GetSpacing()[:2])
-    origin = np.array(image.GetOrigin()[:2])
+    """(x0, y0, x1, y1) physical -> continuous pixel indices, honouring spacing, origin and direction."""
     x0, y0, x1, y1 = (float(v) for v in box)
-    (px0, py0), (px1, py1) = (np.array([x0, y0]) - origin) / spacing, (np.array([x1, y1]) - origin) / spacing
-    return min(px0, px1), min(py0, py1), max(px0, px1), max(py0, py1)
+    corners = physical_to_index(image, np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]]))
+    (c0, r0), (c1, r1) = corners.min(axis=0), corners.max(axis=0)
+    return float(c0), float(r0), float(c1), float(r1)
 
 
 def detect_landmarks(model: FaceModel, image: sitk.Image, box=None, what: str = "image") -> FaceDetection:
-    """68 landmarks of the face in ``box`` (physical x0, y0, x1, y1; None = the whole image)."""
+    """68 landmarks of the face in ``box`` (physical x0, y0, x1, y1; None = the whole image).
+
+    A single-slice 3D image (a photograph loaded as a volume) is taken as 2D.
+    """
+    image = conform_dimension(image, 2, what) if image.GetDimension() == 3 else image
     rgb = image_to_rgb(image, what)
     height, width = rgb.shape[:2]
-    pixel_box = (-0.5, -0.5, width - 0.5, height - 0.5) if box is None else _physical_box_to_pixels(image, box)
+    pixel_box = (
+        (-0.5, -0.5, width - 0.5, height - 0.5) if box is None else _physical_box_to_pixels(image, box)
+    )
     if pixel_box[2] - pixel_box[0] < 8 or pixel_box[3] - pixel_box[1] < 8:
         raise InputError("face box", f"{box} is smaller than 8 x 8 pixels")
     square = crop_square(pixel_box)
     crop = resample_square(rgb, square, model.input_size)
     points, peaks = model.predict_crops(normalise(torch.from_numpy(crop.transpose(2, 0, 1).copy())[None]))
     pixels = from_crop_coordinates(points[0], square, model.input_size)
-    spacing = np.array(image.GetSpacing()[:2])
-    origin = np.array(image.GetOrigin()[:2])
-    physical = origin + pixels * spacing  # SimpleITK 2D: axis-aligned, physical = origin + index * spacing
-    landmarks = LandmarkSet(list(LABELS), physical, name="face landmarks")
+    landmarks = LandmarkSet(list(LABELS), index_to_physical(image, pixels), name="face landmarks")
     return FaceDetection(landmarks, peaks[0], bool(np.mean(peaks[0]) < NO_FACE_PEAK), pixel_box)

@@ -11,9 +11,8 @@ the paper's source network; ResNet-18 is this project's CPU default.
 from __future__ import annotations
 
 import torch
-from torch import nn
-
 from LandmarkCoreLib.errors import InputError
+from torch import nn
 
 #: depth -> (block type, blocks per stage)
 RESNET_LAYOUTS: dict[int, tuple[str, tuple[int, int, int, int]]] = {

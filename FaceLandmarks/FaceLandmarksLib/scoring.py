@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
 from LandmarkCoreLib.datasets import FACE_OUTER_EYE_CORNERS
 from LandmarkCoreLib.evaluation import ced_auc, radial_errors, summarize_errors
 
@@ -24,8 +23,14 @@ def normalised_errors(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
 def face_metrics(errors: np.ndarray, case_names: list[str]) -> dict[str, float]:
     """NME (mean over points and cases), and per threshold the CED AUC and the failure rate (% of
     cases whose mean normalised error exceeds it)."""
-    summary = summarize_errors(errors, [str(i) for i in range(errors.shape[1])], case_names,
-                               radii=THRESHOLDS, failure_threshold=THRESHOLDS[0], unit="NME")
+    summary = summarize_errors(
+        errors,
+        [str(i) for i in range(errors.shape[1])],
+        case_names,
+        radii=THRESHOLDS,
+        failure_threshold=THRESHOLDS[0],
+        unit="NME",
+    )
     case_means = summary.case_mean_errors
     metrics = {"NME": summary.overall.mean, "NME_median": summary.overall.median}
     for t in THRESHOLDS:
@@ -40,8 +45,13 @@ def predict_cached(model, split: CachedSplit, batch: int = 64) -> tuple[np.ndarr
     generator = torch.Generator().manual_seed(0)
     preds, truths, peaks = [], [], []
     for start in range(0, len(split.names), batch):
-        images, points = augment_batch(split.images[start : start + batch], split.points[start : start + batch],
-                                       model.input_size, generator, augment=False)
+        images, points = augment_batch(
+            split.images[start : start + batch],
+            split.points[start : start + batch],
+            model.input_size,
+            generator,
+            augment=False,
+        )
         p, k = model.predict_crops(images)
         preds.append(p)
         peaks.append(k)

@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-
+import torch.nn.functional as F  # noqa: N812
 from LandmarkCoreLib.errors import InputError, ModelFileError
 from LandmarkCoreLib.modelfile import ModelFile, load_model_file, save_model_file
 from LandmarkCoreLib.progress import CancelToken, ProgressCallback, no_progress
@@ -87,12 +86,18 @@ def epoch_batches(n: int, batch_size: int, generator: torch.Generator) -> list[t
     return [order[i : i + batch_size] for i in range(0, n, batch_size)]
 
 
-def source_model_file(network: FaceClassifier, config: SourceConfig, classes: list[str],
-                      metrics: dict[str, float]) -> ModelFile:
+def source_model_file(
+    network: FaceClassifier, config: SourceConfig, classes: list[str], metrics: dict[str, float]
+) -> ModelFile:
     return ModelFile(
         SOURCE_KIND,
-        {"architecture": {"depth": config.depth, "width": config.width, "n_classes": len(classes)},
-         "input_size": config.input_size, "classes": classes, "training": asdict(config), "metrics": metrics},
+        {
+            "architecture": {"depth": config.depth, "width": config.width, "n_classes": len(classes)},
+            "input_size": config.input_size,
+            "classes": classes,
+            "training": asdict(config),
+            "metrics": metrics,
+        },
         {"state_dict": network.state_dict()},
     )
 
@@ -112,26 +117,41 @@ def build_source(model: ModelFile) -> FaceClassifier:
 
 
 @torch.no_grad()
-def identity_accuracy(network: FaceClassifier, split: CachedSplit, input_size: int, batch: int = 128) -> float:
+def identity_accuracy(
+    network: FaceClassifier, split: CachedSplit, input_size: int, batch: int = 128
+) -> float:
     network.eval()
     correct = 0
     generator = torch.Generator().manual_seed(0)
     for start in range(0, len(split.names), batch):
-        images, _ = augment_batch(split.images[start : start + batch], split.points[start : start + batch],
-                                  input_size, generator, augment=False)
+        images, _ = augment_batch(
+            split.images[start : start + batch],
+            split.points[start : start + batch],
+            input_size,
+            generator,
+            augment=False,
+        )
         correct += int((network(images).argmax(1) == split.identities[start : start + batch]).sum())
     return correct / len(split.names)
 
 
-def train_source(train: CachedSplit, config: SourceConfig, output: str | os.PathLike,
-                 validation: CachedSplit | None = None, progress: ProgressCallback = no_progress,
-                 cancel: CancelToken | None = None, log: Callable[[str], None] = print) -> ModelFile:
+def train_source(
+    train: CachedSplit,
+    config: SourceConfig,
+    output: str | os.PathLike,
+    validation: CachedSplit | None = None,
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+    log: Callable[[str], None] = print,
+) -> ModelFile:
     """Train the face-recognition source network on the identity labels of ``train``."""
     output = Path(output)
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     network = FaceClassifier(config.depth, len(train.classes), config.width)
-    optimizer = torch.optim.AdamW(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
     ckpt_path = checkpoint_path(output)
     start_epoch = 0
     checkpoint = load_checkpoint(ckpt_path, asdict(config))
@@ -152,19 +172,35 @@ def train_source(train: CachedSplit, config: SourceConfig, output: str | os.Path
             step = epoch * steps_per_epoch + i
             _set_lr(optimizer, poly_lr(config.learning_rate, step, total))
             images, _ = augment_batch(train.images[batch], train.points[batch], config.input_size, generator)
-            loss = F.cross_entropy(network(images), train.identities[batch], label_smoothing=config.label_smoothing)
+            loss = F.cross_entropy(
+                network(images), train.identities[batch], label_smoothing=config.label_smoothing
+            )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             loss_sum += float(loss.detach())
-            progress((step + 1) / total, f"source epoch {epoch + 1}/{config.epochs} loss {float(loss.detach()):.3f}")
+            progress(
+                (step + 1) / total,
+                f"source epoch {epoch + 1}/{config.epochs} loss {float(loss.detach()):.3f}",
+            )
         message = f"epoch {epoch + 1}: loss {loss_sum / steps_per_epoch:.3f} ({time.time() - started:.0f} s)"
         if validation is not None and (epoch + 1) % 5 == 0:
-            message += f", identity accuracy on validation {identity_accuracy(network, validation, config.input_size):.3f}"
+            accuracy = identity_accuracy(network, validation, config.input_size)
+            message += f", identity accuracy on validation {accuracy:.3f}"
         log(message)
-        save_model_file(ckpt_path, ModelFile(CHECKPOINT_KIND, asdict(config), {
-            "network": network.state_dict(), "optimizer": optimizer.state_dict(),
-            "rng": _rng_state(generator), "epoch": epoch + 1}))
+        save_model_file(
+            ckpt_path,
+            ModelFile(
+                CHECKPOINT_KIND,
+                asdict(config),
+                {
+                    "network": network.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "rng": _rng_state(generator),
+                    "epoch": epoch + 1,
+                },
+            ),
+        )
     metrics = {}
     if validation is not None:
         metrics["identity_accuracy_test_split"] = identity_accuracy(network, validation, config.input_size)
@@ -201,11 +237,20 @@ def labelled_subset(n_train: int, n_labels: int, seed: int) -> torch.Tensor:
 
 def target_architecture(config: TargetConfig, source: ModelFile | None, n_points: int) -> dict[str, Any]:
     if get_method(config.method).hourglass:
-        return {"type": "hourglass", "n_points": n_points, "width": config.hourglass_width,
-                "depth": config.hourglass_depth}
+        return {
+            "type": "hourglass",
+            "n_points": n_points,
+            "width": config.hourglass_width,
+            "depth": config.hourglass_depth,
+        }
     arch = source.config["architecture"]
-    return {"type": "resnet-simplebaselines", "n_points": n_points, "depth": arch["depth"],
-            "width": arch.get("width", 64), "decoder_channels": config.decoder_channels}
+    return {
+        "type": "resnet-simplebaselines",
+        "n_points": n_points,
+        "depth": arch["depth"],
+        "width": arch.get("width", 64),
+        "decoder_channels": config.decoder_channels,
+    }
 
 
 def heatmap_targets(points: torch.Tensor, network: torch.nn.Module, size: int, sigma: float) -> torch.Tensor:
@@ -236,9 +281,15 @@ def _step_loss(network, source, method, images, points, config) -> tuple[torch.T
     return loss, parts
 
 
-def train_target(train: CachedSplit, config: TargetConfig, output: str | os.PathLike,
-                 source_model: ModelFile | None = None, progress: ProgressCallback = no_progress,
-                 cancel: CancelToken | None = None, log: Callable[[str], None] = print) -> ModelFile:
+def train_target(
+    train: CachedSplit,
+    config: TargetConfig,
+    output: str | os.PathLike,
+    source_model: ModelFile | None = None,
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+    log: Callable[[str], None] = print,
+) -> ModelFile:
     """Train a landmark detector with ``config.method`` on ``config.n_labels`` labelled training images.
 
     The source network (face recognition) initialises the encoder and, for CTD-*, runs frozen in
@@ -254,8 +305,12 @@ def train_target(train: CachedSplit, config: TargetConfig, output: str | os.Path
     n_points = train.points.shape[1]
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    model_config = {"architecture": target_architecture(config, source_model, n_points),
-                    "input_size": input_size, "box_margin": BOX_MARGIN, "training": asdict(config)}
+    model_config = {
+        "architecture": target_architecture(config, source_model, n_points),
+        "input_size": input_size,
+        "box_margin": BOX_MARGIN,
+        "training": asdict(config),
+    }
     network = build_network(model_config)
     frozen = []
     if source is not None:
@@ -289,16 +344,37 @@ def train_target(train: CachedSplit, config: TargetConfig, output: str | os.Path
         loss.backward()
         optimizer.step()
         step += 1
-        progress(step / config.steps, f"{method.name} step {step}/{config.steps} loss {float(loss.detach()):.3f}")
+        progress(
+            step / config.steps, f"{method.name} step {step}/{config.steps} loss {float(loss.detach()):.3f}"
+        )
         if step % config.checkpoint_every == 0 or step == config.steps:
-            save_model_file(ckpt_path, ModelFile(CHECKPOINT_KIND, checkpoint_config, {
-                "network": network.state_dict(), "optimizer": optimizer.state_dict(),
-                "rng": _rng_state(generator), "step": step}))
-            log(f"{method.name} n={config.n_labels or len(train.names)} seed={config.seed} step {step}: "
-                + ", ".join(f"{k} {v:.4f}" for k, v in parts.items()) + f" ({time.time() - started:.0f} s)")
+            save_model_file(
+                ckpt_path,
+                ModelFile(
+                    CHECKPOINT_KIND,
+                    checkpoint_config,
+                    {
+                        "network": network.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "rng": _rng_state(generator),
+                        "step": step,
+                    },
+                ),
+            )
+            log(
+                f"{method.name} n={config.n_labels or len(train.names)} seed={config.seed} step {step}: "
+                + ", ".join(f"{k} {v:.4f}" for k, v in parts.items())
+                + f" ({time.time() - started:.0f} s)"
+            )
     network.eval()
-    model = ModelFile(MODEL_KIND, {**model_config, "n_labelled": len(subset),
-                                   "source": (source_model.config.get("training") if source_model else None)},
-                      {"state_dict": network.state_dict()})
+    model = ModelFile(
+        MODEL_KIND,
+        {
+            **model_config,
+            "n_labelled": len(subset),
+            "source": (source_model.config.get("training") if source_model else None),
+        },
+        {"state_dict": network.state_dict()},
+    )
     save_model_file(output, model)
     return model

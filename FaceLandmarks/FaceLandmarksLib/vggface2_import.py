@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from LandmarkCoreLib.errors import ModelFileError
 from LandmarkCoreLib.modelfile import ModelFile
 
@@ -51,7 +50,9 @@ _ALLOWED_GLOBALS = {
 class _ArraysOnlyUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str):
         if (module, name) not in _ALLOWED_GLOBALS:
-            raise pickle.UnpicklingError(f"refusing to load '{module}.{name}' (only numpy arrays are allowed)")
+            raise pickle.UnpicklingError(
+                f"refusing to load '{module}.{name}' (only numpy arrays are allowed)"
+            )
         return super().find_class(module, name)
 
 
@@ -74,7 +75,10 @@ def read_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
         weights = weights.get("state_dict", weights) if isinstance(weights, dict) else weights
     if not isinstance(weights, dict) or not weights:
         raise ModelFileError(f"VGGFace2 weights '{path}': expected a dictionary of layer weights")
-    return {k.removeprefix("module."): np.asarray(v.numpy() if torch.is_tensor(v) else v) for k, v in weights.items()}
+    return {
+        k.removeprefix("module."): np.asarray(v.numpy() if torch.is_tensor(v) else v)
+        for k, v in weights.items()
+    }
 
 
 def map_to_classifier(weights: dict[str, np.ndarray], what: str) -> tuple[dict[str, torch.Tensor], int]:

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
-
 from FaceLandmarksLib import cli
 from FaceLandmarksLib.data import (
     CACHE_CONTEXT,
@@ -71,8 +70,12 @@ def test_augmentation_moves_points_with_the_pixels():
     out, moved = augment_batch(images, points, size_out, torch.Generator().manual_seed(3))
     for i in range(8):
         found = _brightest(out[i] - out[i].min())
-        label = 36 if torch.linalg.norm(moved[i, 36] - moved[i, 45]) > 0 and abs(
-            moved[i, 36] - torch.tensor(found)).sum() < abs(moved[i, 45] - torch.tensor(found)).sum() else 45
+        label = (
+            36
+            if torch.linalg.norm(moved[i, 36] - moved[i, 45]) > 0
+            and abs(moved[i, 36] - torch.tensor(found)).sum() < abs(moved[i, 45] - torch.tensor(found)).sum()
+            else 45
+        )
         assert np.linalg.norm(moved[i, label].numpy() - found) < 0.6
 
 
@@ -109,8 +112,11 @@ def test_losses_vanish_on_agreement_and_grow_on_disagreement():
 def test_freezing_follows_each_method():
     net = HeatmapNet(18, 8, 68, 16)
     trainable = {
-        name: {n.split(".")[1] for n, p in _frozen_copy(net, name).named_parameters() if p.requires_grad
-               and n.startswith("encoder.")}
+        name: {
+            n.split(".")[1]
+            for n, p in _frozen_copy(net, name).named_parameters()
+            if p.requires_grad and n.startswith("encoder.")
+        }
         for name in ("FE", "FTP", "FT")
     }
     assert trainable["FE"] == set() and trainable["FTP"] == {"layer4"}
@@ -127,27 +133,37 @@ def _frozen_copy(net: HeatmapNet, method: str) -> HeatmapNet:
 def test_source_of_another_architecture_is_refused_with_the_mismatch():
     with pytest.raises(InputError, match="ResNet-34 of width 8"):
         init_from_source(HeatmapNet(18, 8, 68, 16), FaceClassifier(34, 5, 8))
-    wrong = ModelFile("face-source", {"architecture": {"depth": 18, "width": 8, "n_classes": 5}},
-                      {"state_dict": FaceClassifier(34, 5, 8).state_dict()})
+    wrong = ModelFile(
+        "face-source",
+        {"architecture": {"depth": 18, "width": 8, "n_classes": 5}},
+        {"state_dict": FaceClassifier(34, 5, 8).state_dict()},
+    )
     with pytest.raises(ModelFileError, match="ResNet-18"):
         build_source(wrong)
 
 
 def _tiny_split(n: int = 6, size: int = 32) -> CachedSplit:
     g = torch.Generator().manual_seed(0)
-    images = torch.randint(0, 255, (n, 3, int(size * CACHE_CONTEXT), int(size * CACHE_CONTEXT)),
-                           dtype=torch.uint8, generator=g)
+    images = torch.randint(
+        0, 255, (n, 3, int(size * CACHE_CONTEXT), int(size * CACHE_CONTEXT)), dtype=torch.uint8, generator=g
+    )
     points = torch.rand(n, 68, 2, generator=g) * size + size * 0.25
-    return CachedSplit(images, points, torch.arange(n) % 3, [f"p{i % 3}_{i:02d}.jpg" for i in range(n)],
-                       ["p0", "p1", "p2"])
+    return CachedSplit(
+        images, points, torch.arange(n) % 3, [f"p{i % 3}_{i:02d}.jpg" for i in range(n)], ["p0", "p1", "p2"]
+    )
 
 
 def test_target_training_resumes_after_cancel_to_the_same_weights(tmp_path):
     split = _tiny_split()
-    source = train_source(split, SourceConfig(width=8, input_size=32, epochs=1, batch_size=3), tmp_path / "s.pt",
-                          log=lambda m: None)
-    config = TargetConfig(method="CTD-Com", n_labels=4, steps=4, batch_size=2, decoder_channels=8,
-                          checkpoint_every=1)
+    source = train_source(
+        split,
+        SourceConfig(width=8, input_size=32, epochs=1, batch_size=3),
+        tmp_path / "s.pt",
+        log=lambda m: None,
+    )
+    config = TargetConfig(
+        method="CTD-Com", n_labels=4, steps=4, batch_size=2, decoder_channels=8, checkpoint_every=1
+    )
     straight = train_target(split, config, tmp_path / "a.pt", source, log=lambda m: None)
     token = CancelToken()
 
@@ -178,20 +194,25 @@ class _StubNet(torch.nn.Module):
         return gaussian_heatmaps(self.cells.expand(x.shape[0], -1, -1), x.shape[-1] // 4, 1.0)
 
 
-@pytest.mark.parametrize("components", [1, 3, 4])
-def test_pipeline_geometry_for_grey_rgb_and_rgba(components):
+@pytest.mark.parametrize(
+    ("components", "direction"), [(1, (1, 0, 0, 1)), (3, (-1, 0, 0, -1)), (4, (1, 0, 0, 1))]
+)
+def test_pipeline_geometry_for_grey_rgb_and_rgba(components, direction):
     cells = torch.full((1, 68, 2), 4.0)
     cells[0, 0] = torch.tensor([10.25, 6.5])
     model = FaceModel(_StubNet(cells), {"input_size": 64}, None)
-    array = np.random.default_rng(0).integers(0, 255, (120, 100, components) if components > 1 else (120, 100))
+    shape = (120, 100, components) if components > 1 else (120, 100)
+    array = np.random.default_rng(0).integers(0, 255, shape)
     image = sitk.GetImageFromArray(array.astype(np.uint8), isVector=components > 1)
     image.SetSpacing((0.5, 0.5))
     image.SetOrigin((10.0, 20.0))
-    detection = detect_landmarks(model, image, box=(20.0, 30.0, 60.0, 70.0))  # 80 x 80 pixel square
+    image.SetDirection(direction)
+    corners = [image.TransformContinuousIndexToPhysicalPoint(c) for c in ((20.0, 20.0), (100.0, 100.0))]
+    box = (*np.min(corners, axis=0), *np.max(corners, axis=0))
+    detection = detect_landmarks(model, image, box=box)  # pixels (20, 20)-(100, 100)
     crop_point = np.array([10.25, 6.5]) * 4 + 1.5  # heatmap cell -> crop pixel
-    # the box is pixels (20, 20)-(100, 100): an 80-pixel square centred on pixel (60, 60)
-    pixels = (crop_point + 0.5) * (80 / 64) - 40 + 60
-    expected = np.array([10.0, 20.0]) + pixels * 0.5
+    pixels = (crop_point + 0.5) * (80 / 64) - 40 + 60  # 80-pixel square centred on pixel (60, 60)
+    expected = image.TransformContinuousIndexToPhysicalPoint(tuple(pixels))
     assert np.allclose(detection.landmarks.points[0], expected, atol=1e-3)
     assert not detection.flagged_no_face and detection.landmarks.labels[:2] == ["0", "1"]
 
@@ -204,7 +225,7 @@ def test_low_heatmap_peaks_are_flagged_as_no_face():
 
 def test_pipeline_refuses_a_volume():
     model = FaceModel(_StubNet(None), {"input_size": 64}, None)
-    with pytest.raises(InputError, match="2D photograph"):
+    with pytest.raises(InputError, match="2D image"):
         detect_landmarks(model, sitk.Image(20, 20, 5, sitk.sitkUInt8))
 
 
@@ -224,8 +245,10 @@ def test_vggface2_pickle_maps_onto_resnet50(tmp_path):
     assert torch.all(network.encoder.layer3[2].conv2.weight == 0.125)
     torch_path = tmp_path / "state.pth"
     torch.save({"module." + k: torch.from_numpy(v) for k, v in weights.items()}, torch_path)
-    assert torch.equal(import_vggface2(torch_path).tensors["state_dict"]["encoder.layer3.2.conv2.weight"],
-                       model.tensors["state_dict"]["encoder.layer3.2.conv2.weight"])
+    assert torch.equal(
+        import_vggface2(torch_path).tensors["state_dict"]["encoder.layer3.2.conv2.weight"],
+        model.tensors["state_dict"]["encoder.layer3.2.conv2.weight"],
+    )
 
 
 def test_vggface2_wrong_architecture_and_code_are_refused(tmp_path):
@@ -251,12 +274,29 @@ def test_vggface2_wrong_architecture_and_code_are_refused(tmp_path):
 
 def test_cli_detect_writes_markups_and_flags_no_face(tmp_path):
     net = HeatmapNet(18, 8, 68, 8)
-    config = {"architecture": {"type": "resnet-simplebaselines", "n_points": 68, "depth": 18, "width": 8,
-                               "decoder_channels": 8}, "input_size": 32}
+    config = {
+        "architecture": {
+            "type": "resnet-simplebaselines",
+            "n_points": 68,
+            "depth": 18,
+            "width": 8,
+            "decoder_channels": 8,
+        },
+        "input_size": 32,
+    }
     save_model_file(tmp_path / "m.pt", ModelFile(MODEL_KIND, config, {"state_dict": net.state_dict()}))
     sitk.WriteImage(sitk.Image(50, 40, sitk.sitkUInt8), str(tmp_path / "blank.png"))
-    code = cli.main(["detect", "-m", str(tmp_path / "m.pt"), "-o", str(tmp_path / "out"), "--keep-flagged",
-                     str(tmp_path / "blank.png")])
+    code = cli.main(
+        [
+            "detect",
+            "-m",
+            str(tmp_path / "m.pt"),
+            "-o",
+            str(tmp_path / "out"),
+            "--keep-flagged",
+            str(tmp_path / "blank.png"),
+        ]
+    )
     written = json.loads((tmp_path / "out" / "blank.mrk.json").read_text())
     assert len(written["markups"][0]["controlPoints"]) == 68
     assert code in (0, 3)
