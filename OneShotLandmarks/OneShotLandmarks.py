@@ -17,6 +17,7 @@ import slicer
 import vtk
 from LandmarkCoreLib import slicer_support
 from LandmarkCoreLib.errors import InputError
+from OneShotLandmarksLib.config import TrainingConfig
 from slicer import (
     vtkMRMLMarkupsFiducialNode,
     vtkMRMLScalarVolumeNode,
@@ -118,6 +119,10 @@ def registerSampleData():
 #
 # Parameter node
 #
+#: The Lib's training defaults (OneShotLandmarksLib.config imports no torch).
+_TRAINING = TrainingConfig()
+
+
 @parameterNodeWrapper
 class OneShotLandmarksParameterNode:
     """The module's state, saved with the scene. Segment selections are kept as node + segment ID."""
@@ -131,15 +136,15 @@ class OneShotLandmarksParameterNode:
     validationSegmentID: str = ""
     device: Annotated[str, Choice(["auto", "cpu", "cuda"])] = "auto"
     seed: Annotated[int, WithinRange(0, 2**31 - 1)] = 0
-    workingSpacingMm: Annotated[float, WithinRange(0.05, 10.0)] = 1.0
-    marginMm: Annotated[float, WithinRange(0.0, 50.0)] = 1.0
-    maxRotationDeg: Annotated[float, WithinRange(0.0, 180.0)] = 180.0
-    maxTranslationMm: Annotated[float, WithinRange(0.0, 100.0)] = 3.0
-    maxEpochs: Annotated[int, WithinRange(1, 10000)] = 40
-    patience: Annotated[int, WithinRange(1, 1000)] = 5
-    volumesPerEpoch: Annotated[int, WithinRange(1, 1000)] = 4
-    batchSize: Annotated[int, WithinRange(1, 1024)] = 32
-    learningRate: Annotated[float, WithinRange(1e-6, 1.0)] = 1e-3
+    workingSpacingMm: Annotated[float, WithinRange(0.05, 10.0)] = _TRAINING.working_spacing_mm
+    marginMm: Annotated[float, WithinRange(0.0, 50.0)] = _TRAINING.margin_mm
+    maxRotationDeg: Annotated[float, WithinRange(0.0, 180.0)] = _TRAINING.max_rotation_deg
+    maxTranslationMm: Annotated[float, WithinRange(0.0, 100.0)] = _TRAINING.max_translation_mm
+    maxEpochs: Annotated[int, WithinRange(1, 10000)] = _TRAINING.max_epochs
+    patience: Annotated[int, WithinRange(1, 1000)] = _TRAINING.patience
+    volumesPerEpoch: Annotated[int, WithinRange(1, 1000)] = _TRAINING.volumes_per_epoch
+    batchSize: Annotated[int, WithinRange(1, 1024)] = _TRAINING.batch_size
+    learningRate: Annotated[float, WithinRange(1e-6, 1.0)] = _TRAINING.learning_rate
     modelPath: pathlib.Path = pathlib.Path()
     targetVolume: vtkMRMLScalarVolumeNode
     method: Annotated[str, Choice(["oneshot", "registration"])] = "oneshot"

@@ -205,3 +205,16 @@ def test_background_training_and_detection_through_the_cli(case, tmp_path):
         logic.startTraining(nodes["reference"], nodes["landmarks"], nodes["reference_seg"],
                             nodes["reference_segment"], nodes["validation"], nodes["validation_seg"],
                             nodes["validation_segment"], model_path, settings={"learning_rate": 0.5})
+
+
+def test_gui_defaults_are_the_libs_and_background_training_accepts_them(scene):
+    from OneShotLandmarksLib.config import TrainingConfig
+
+    import OneShotLandmarks
+
+    logic = OneShotLandmarks.OneShotLandmarksLogic()
+    parameters = logic.getParameterNode()
+    config = logic.trainingConfig(logic.trainingSettings(parameters), parameters.device, parameters.seed)
+    assert config == TrainingConfig()
+    arguments = [str(a) for a in logic._cliTrainingArguments(config)]
+    assert arguments[arguments.index("--max-epochs") + 1] == str(TrainingConfig().max_epochs)
