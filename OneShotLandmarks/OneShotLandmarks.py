@@ -288,10 +288,10 @@ class OneShotLandmarksWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     # -- actions ------------------------------------------------------------------------------
     def _ready(self) -> bool:
-        if not slicer_support.ensure_torch(self.moduleName):
-            return False
-        self._monitor.status(slicer_support.device_notice(self._parameterNode.device))
-        return True
+        return slicer_support.ensure_torch(self.moduleName)
+
+    def _deviceNotice(self) -> str:
+        return slicer_support.device_notice(self._parameterNode.device)
 
     def onTrain(self) -> None:
         if not self._ready():
@@ -303,11 +303,11 @@ class OneShotLandmarksWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 p.validationVolume, p.validationSegmentation, p.validationSegmentID,
                 modelPath=p.modelPath, settings=self.logic.trainingSettings(p), device=p.device, seed=p.seed,
             )
-            self._monitor.run(task, "Training...", self._onModelReady)
+            self._monitor.run(task, f"Training... {self._deviceNotice()}", self._onModelReady)
 
     def _onModelReady(self, model) -> None:
         self.ui.modelInfoLabel.text = self.logic.describeModel(model)
-        self._monitor.status(f"Model saved to {self._parameterNode.modelPath}.")
+        self._monitor.status(f"Model ready: {self.logic.modelPath}.")
         self._updateGui()
 
     def onLoadModel(self) -> None:
@@ -322,7 +322,8 @@ class OneShotLandmarksWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay("Detection cannot start.", waitCursor=True):
             task = self.logic.startDetection(p.targetVolume, method=p.method, device=p.device)
-            self._monitor.run(task, f"Detecting on {p.targetVolume.GetName()}...", self._onDetected)
+            self._monitor.run(task, f"Detecting on {p.targetVolume.GetName()}... {self._deviceNotice()}",
+                              self._onDetected)
 
     def _onDetected(self, markupsNode) -> None:
         self._parameterNode.detectedLandmarks = markupsNode
@@ -348,7 +349,7 @@ class OneShotLandmarksWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay("Batch detection cannot start.", waitCursor=True):
             task = self.logic.startBatchDetection(p.modelPath, p.batchInputFolder, p.batchOutputFolder,
                                                   method=p.method, device=p.device)
-            self._monitor.run(task, "Batch detection...", lambda summary: self._monitor.status(summary))
+            self._monitor.run(task, f"Batch detection... {self._deviceNotice()}", self._monitor.status)
 
     def onEvaluate(self) -> None:
         p = self._parameterNode
