@@ -39,6 +39,9 @@ FACE_REGIONS = ("whole image", "ROI")
 MODEL_SOURCES = ("bundled", "model file")
 
 
+#: Packages the Lib needs beyond torch and what Slicer ships (import name: pip name).
+LIB_PACKAGES = {"PIL": "pillow"}
+
 class FaceLandmarks(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
@@ -153,7 +156,7 @@ class FaceLandmarksWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.evaluateButton.enabled = bool(p.detectedLandmarks and p.groundTruthLandmarks)
 
     def onDetect(self) -> None:
-        if not slicer_support.ensure_torch(self.moduleName):
+        if not slicer_support.ensure_dependencies(self.moduleName, LIB_PACKAGES):
             return
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay("Detection failed.", waitCursor=True):
@@ -167,7 +170,7 @@ class FaceLandmarksWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                  + slicer_support.device_notice("auto"))
 
     def onBatchDetect(self) -> None:
-        if not slicer_support.ensure_torch(self.moduleName):
+        if not slicer_support.ensure_dependencies(self.moduleName, LIB_PACKAGES):
             return
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay("Batch detection cannot start.", waitCursor=True):

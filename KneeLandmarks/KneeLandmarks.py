@@ -37,6 +37,9 @@ CITATION = (
 MODEL_SOURCES = ("bundled cephalometric", "model file", "KNEEL snapshot")
 
 
+#: Packages the Lib needs beyond torch and what Slicer ships (import name: pip name).
+LIB_PACKAGES = {"PIL": "pillow"}
+
 class KneeLandmarks(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
@@ -157,7 +160,7 @@ class KneeLandmarksWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         return self.logic.loadModel(p.modelSource, p.modelPath, p.roiSnapshotFolder, p.landmarkSnapshotFolder)
 
     def onDetect(self) -> None:
-        if not slicer_support.ensure_torch(self.moduleName):
+        if not slicer_support.ensure_dependencies(self.moduleName, LIB_PACKAGES):
             return
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay("Detection failed.", waitCursor=True):
@@ -171,7 +174,7 @@ class KneeLandmarksWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._monitor.status(" ".join([found, *notices, slicer_support.device_notice("auto")]))
 
     def onBatchDetect(self) -> None:
-        if not slicer_support.ensure_torch(self.moduleName):
+        if not slicer_support.ensure_dependencies(self.moduleName, LIB_PACKAGES):
             return
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay("Batch detection cannot start.", waitCursor=True):

@@ -43,6 +43,9 @@ MOUSE_DATA_CITATION = (
 )
 
 
+#: Packages the Lib needs beyond torch and what Slicer ships (import name: pip name).
+LIB_PACKAGES = {"matplotlib": "matplotlib"}
+
 #
 # OneShotLandmarks
 #
@@ -288,7 +291,7 @@ class OneShotLandmarksWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     # -- actions ------------------------------------------------------------------------------
     def _ready(self) -> bool:
-        return slicer_support.ensure_torch(self.moduleName)
+        return slicer_support.ensure_dependencies(self.moduleName, LIB_PACKAGES)
 
     def _deviceNotice(self) -> str:
         return slicer_support.device_notice(self._parameterNode.device)

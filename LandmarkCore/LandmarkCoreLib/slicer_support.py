@@ -195,13 +195,20 @@ def evaluate_markups(detected_node: Any, truth_node: Any, table_node: Any = None
     return table, fill_error_table(table, labels, errors)
 
 
-# -- the PyTorch dependency (Widget side) -----------------------------------------------------
+# -- dependencies inside Slicer (Widget side) -------------------------------------------------
 def torch_available() -> bool:
     try:
         import torch  # noqa: F401
     except ImportError:
         return False
     return True
+
+
+def missing_packages(packages: dict[str, str]) -> list[str]:
+    """pip names of the ``{import name: pip name}`` packages that cannot be imported."""
+    import importlib.util
+
+    return [pip_name for module, pip_name in packages.items() if importlib.util.find_spec(module) is None]
 
 
 def ensure_torch(module_title: str) -> bool:
@@ -228,6 +235,27 @@ def ensure_torch(module_title: str) -> bool:
             "install it from the 'PyTorch Utils' module (or accept the prompt next time)."
         )
         return False
+    return True
+
+
+def ensure_dependencies(module_title: str, packages: dict[str, str]) -> bool:
+    """torch (through the PyTorch extension) and the other ``{import name: pip name}`` packages the
+    module's Lib needs beyond what Slicer ships; each install only after the user confirmed it."""
+    if not ensure_torch(module_title):
+        return False
+    missing = missing_packages(packages)
+    if not missing:
+        return True
+    if not slicer.util.confirmOkCancelDisplay(
+        f"{module_title} needs the Python packages {', '.join(missing)}, which Slicer does not include. "
+        "Install them now (downloads from PyPI)?"
+    ):
+        slicer.util.errorDisplay(
+            f"{', '.join(missing)} not installed, so {module_title} cannot run. Install later from the "
+            f"Python console: slicer.util.pip_install('{' '.join(missing)}')"
+        )
+        return False
+    slicer.util.pip_install(" ".join(missing))
     return True
 
 

@@ -148,3 +148,16 @@ def test_error_table_rows_and_missing_detections(scene):
     assert [table.GetCellText(r, 0) for r in range(4)] == ["a", "b", "c", "mean"]
     with pytest.raises(Exception, match="no label in common"):
         slicer_support.radial_errors_by_label(LandmarkSet(["z"], np.zeros((1, 3))), truth)
+
+
+@pytest.mark.parametrize("accept", [True, False])
+def test_other_packages_are_installed_only_after_confirmation(monkeypatch, accept):
+    shown, installed = [], []
+    monkeypatch.setattr(slicer.util, "errorDisplay", lambda text, *a, **k: shown.append(text))
+    monkeypatch.setattr(slicer.util, "confirmOkCancelDisplay", lambda text, *a, **k: accept)
+    monkeypatch.setattr(slicer.util, "pip_install", installed.append, raising=False)
+    packages = {"json": "json-is-stdlib", "no_such_module_xyz": "no-such-package-xyz"}
+    assert slicer_support.missing_packages(packages) == ["no-such-package-xyz"]
+    assert slicer_support.ensure_dependencies("One-Shot Landmarks", packages) is accept
+    assert installed == (["no-such-package-xyz"] if accept else [])
+    assert shown == [] if accept else "pip_install('no-such-package-xyz')" in shown[0]
