@@ -18,13 +18,10 @@ import sys
 import types
 import typing
 import unittest
-from pathlib import Path
 
 import pytest
 import slicer
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-MODULES = ("OneShotLandmarks", "KneeLandmarks", "FaceLandmarks")
+from module_test_helpers import MODULES, REPO_ROOT
 
 
 class _Anything:
@@ -213,12 +210,3 @@ def scene():
     yield slicer.mrmlScene
     slicer.mrmlScene.Clear(1)
     slicer.mrmlScene = previous
-
-
-def scene_snapshot(scene) -> list[tuple[str, str, int]]:
-    """(class, name, modified time) of every node: equal snapshots = the scene was left unchanged."""
-    nodes = []
-    for index in range(scene.GetNumberOfNodes()):
-        node = scene.GetNthNode(index)
-        nodes.append((node.GetClassName(), node.GetName() or "", int(node.GetMTime())))
-    return sorted(nodes)

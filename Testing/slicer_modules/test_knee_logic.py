@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import slicer
-from conftest import scene_snapshot
 from LandmarkCoreLib.errors import InputError, ModelFileError
 from LandmarkCoreLib.landmarks import LPS_RAS_FLIP
 from LandmarkCoreLib.modelfile import ModelFile, save_model_file
+from module_test_helpers import scene_snapshot
 
 pytestmark = pytest.mark.realdata
 

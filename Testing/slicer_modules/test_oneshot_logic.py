@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import slicer
-from conftest import scene_snapshot
 from LandmarkCoreLib.errors import InputError, LandmarkError, ModelFileError
 from LandmarkCoreLib.landmarks import LPS_RAS_FLIP, LandmarkSet
 from LandmarkCoreLib.modelfile import ModelFile, save_model_file
+from module_test_helpers import scene_snapshot
 
 pytestmark = pytest.mark.realdata
 

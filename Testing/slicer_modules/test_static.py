@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import MODULES, REPO_ROOT
+from module_test_helpers import MODULES, REPO_ROOT
 from PIL import Image
 
 QT_WIDGETS = {
