@@ -49,7 +49,7 @@ class DetectionResult:
     centre: list[float]  # SOI centre found in the target (mm)
     rotation: list[list[float]]  # reference directions -> target directions
     centre_iterations: list[dict] = field(default_factory=list)
-    rotation_scores: list[float] = field(default_factory=list)
+    rotation_scores: dict[str, Any] = field(default_factory=dict)  # NCC per candidate: raw, polished
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     qc: dict[str, Any] = field(default_factory=dict)  # 'patch' (target in reference frame), 'patch_points'
 
@@ -175,6 +175,14 @@ def train_model(
     )
 
 
+def _similarity(
+    model: OneShotModel, prepared: sitk.Image, grid: PatchGrid, rotation: np.ndarray, centre: np.ndarray
+) -> float:
+    """Normalised cross-correlation of the target seen through a pose with the reference patch."""
+    moved = resample(prepared, grid, pose_transform(rotation, model.reference_centre, centre))
+    return normalised_cross_correlation(moved, model.reference_patch)
+
+
 def _refine_pose(
     model: OneShotModel,
     prepared: sitk.Image,
@@ -197,8 +205,7 @@ def _refine_pose(
     matrix = np.column_stack([np.asarray(inverse.TransformPoint(tuple(e))) - offset for e in np.eye(3)])
     new_rotation = rotation @ matrix
     new_centre = centre + rotation @ (matrix @ model.reference_centre + offset - model.reference_centre)
-    moved = resample(prepared, grid, pose_transform(new_rotation, model.reference_centre, new_centre))
-    return new_rotation, new_centre, normalised_cross_correlation(moved, model.reference_patch)
+    return new_rotation, new_centre, _similarity(model, prepared, grid, new_rotation, new_centre)
 
 
 def _estimate_pose(
@@ -240,11 +247,17 @@ def _estimate_pose(
     target_centre, target_cov = second_moments(found.probability, found.grid.voxel_coordinates())
 
     candidates = candidate_rotations(reference_cov, target_cov, cfg.near_equal_eigen_ratio)
-    refined = [_refine_pose(model, prepared, reference_grid, r, target_centre, seed) for r in candidates]
-    best = int(np.argmax([score for _, _, score in refined]))
-    rotation, target_centre, _ = refined[best]
+    raw_scores = [_similarity(model, prepared, reference_grid, r, target_centre) for r in candidates]
+    shortlist = np.argsort(raw_scores)[::-1][: cfg.polished_candidates]
+    refined = [
+        _refine_pose(model, prepared, reference_grid, candidates[i], target_centre, seed) for i in shortlist
+    ]
+    rotation, target_centre, _ = max(refined, key=lambda pose: pose[2])
     timings["rotation"] = time.perf_counter() - clock
-    scores = [score for _, _, score in refined]
+    scores = {
+        "raw": raw_scores,
+        "polished": {int(i): pose[2] for i, pose in zip(shortlist, refined, strict=True)},
+    }
     return target_centre, rotation, {"centre_iterations": found.iterations, "rotation_scores": scores}
 
 
@@ -287,7 +300,7 @@ def detect_landmarks(
         centre.tolist(),
         rotation.tolist(),
         info.get("centre_iterations", []),
-        info.get("rotation_scores", []),
+        info.get("rotation_scores", {}),
         timings,
         {"patch": fixed, "patch_points": patch_points, "linear_metric": registered.metric},
     )
