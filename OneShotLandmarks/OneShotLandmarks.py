@@ -34,8 +34,9 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 
 CITATION = (
-    "Z. Wang, Y. Liu, W. Shen et al., \"One-shot learning for landmarks detection\", "
-    "MICCAI Workshop on Deep Generative Models (DGM4MICCAI) 2021."
+    "Z. Wang, C. Vandersteen, C. Raffaelli, N. Guevara, F. Patou, H. Delingette, \"One-shot "
+    "learning for landmarks detection\", MICCAI 2021 Workshop on Data Augmentation, Labeling, and "
+    "Imperfections (DALI), pp. 163-172."
 )
 MOUSE_DATA_CITATION = (
     "A. M. Maga, N. J. Tustison, B. B. Avants, \"A population level atlas of Mus musculus craniofacial "
