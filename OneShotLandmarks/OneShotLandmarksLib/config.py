@@ -71,7 +71,7 @@ class DetectionConfig:
     )
     min_concentration_fraction: float = 0.25  # of the reference's joint-map concentration; below -> not found
     near_equal_eigen_ratio: float = 1.15  # adjacent eigenvalues closer than this: try both axis orders
-    polished_candidates: int = 4  # best pose candidates (by raw similarity) polished by rigid registration
+    polished_candidates: int = 12  # pose candidates (best raw NCC first) polished by rigid registration
     registration_spacing_mm: float = 0.28
     registration_margin_mm: float = 2.0  # patch = reference landmarks' box + margin
     linear_transform: str = "similarity"  # 'rigid' (paper) or 'similarity' (rigid + isotropic scale)

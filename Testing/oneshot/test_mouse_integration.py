@@ -39,7 +39,7 @@ def test_train_and_detect_three_mouse_skulls(data_root, tmp_path):
             "--width",
             "16",
             "--max-epochs",
-            "6",
+            "8",
             "--volumes-per-epoch",
             "2",
             "--progress-format",
