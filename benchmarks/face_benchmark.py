@@ -70,7 +70,7 @@ def grid(args, work: Path, source_path: Path | None) -> dict[str, dict]:
         for seed in args.seeds:
             for method in args.methods:
                 key = run_key(method, labels, seed, args.steps)
-                if score_file(work, key).is_file():
+                if score_file(work, key).is_file() or args.report_only:
                     continue
                 config = TargetConfig(method=method, n_labels=labels, seed=seed, steps=args.steps)
                 started = time.time()
@@ -255,6 +255,7 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="50 labels, seed 0, 60 steps (a smoke run)")
     parser.add_argument("--grid-off", action="store_true", help="skip the few-label grid")
+    parser.add_argument("--report-only", action="store_true", help="tabulate finished runs, train nothing")
     parser.add_argument(
         "--model", type=Path, default=default_model_path(), help="model for the pipeline table"
     )

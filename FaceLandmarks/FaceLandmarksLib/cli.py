@@ -74,6 +74,11 @@ def _add_train(sub) -> None:
     p.add_argument(
         "--input-size", type=int, default=96, help="input size (HG only; others take the source's)"
     )
+    p.add_argument(
+        "--export-checkpoint",
+        action="store_true",
+        help="write OUTPUT from the checkpoint's last saved step without training further",
+    )
     _add_data(p)
     _add_common(p)
 
@@ -164,6 +169,7 @@ def _run_train(args) -> None:
         _progress(args, args.method),
         CancelToken(),
         log=lambda m: print(m, file=sys.stderr),
+        export_only=args.export_checkpoint,
     )
     print(f"wrote {args.output}")
 

@@ -4,6 +4,11 @@ paper; the forms below are RECONSTRUCTED from its descriptions and are marked as
 * Eq. 1 (heatmap loss): L_m = 1/(B K) sum_b sum_k ||H_bk - H^_bk||_F^2 -- "Frobenius norm" between
   predicted and Gaussian target heatmaps, averaged over images and landmarks.
 * Eq. 2 (total): L = L_m + lambda * L_r.
+* NOT in the paper -- auxiliary integral (soft-argmax) coordinate loss, weight ``coordinate_weight``:
+  with Eq. 1 alone the heatmaps stayed on the all-zero plateau for the few hundred steps this 2-core
+  CPU allows (measured: NME 0.78 on the test split after 200 steps of all-label training); the L1
+  error of the soft-argmax of softmax(kappa * H) gives every pixel a gradient towards the landmark
+  from the first step and is compatible with Gaussian targets of peak 1.
 * Eq. 3 (CTD-CD, reconstructed): the classifier outputs z of source and target are softened with a
   temperature tau, p = softmax(z / tau); the text says the distillation cross-entropy "is replaced" by a
   term that "directly aligns the facial embeddings between instances", so we use the squared Euclidean
@@ -37,3 +42,17 @@ def encoder_distillation_loss(target_features: torch.Tensor, source_features: to
     """Eq. 4 (reconstructed): 1 - cosine similarity of the flattened encoder feature maps, batch mean."""
     cos = F.cosine_similarity(target_features.flatten(1), source_features.flatten(1), dim=1)
     return (1.0 - cos).mean()
+
+
+def soft_argmax(heatmaps: torch.Tensor, sharpness: float = 10.0) -> torch.Tensor:
+    """Expected (x, y) in heatmap pixels under softmax(sharpness * H) over each heatmap."""
+    batch, n, height, width = heatmaps.shape
+    probs = F.softmax(sharpness * heatmaps.reshape(batch, n, -1), dim=-1).reshape(batch, n, height, width)
+    xs = torch.arange(width, dtype=heatmaps.dtype, device=heatmaps.device)
+    ys = torch.arange(height, dtype=heatmaps.dtype, device=heatmaps.device)
+    return torch.stack(((probs.sum(2) * xs).sum(-1), (probs.sum(3) * ys).sum(-1)), dim=-1)
+
+
+def coordinate_loss(heatmaps: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """Mean L1 distance (heatmap pixels) between the soft-argmax of the heatmaps and the true points."""
+    return (soft_argmax(heatmaps) - points).abs().sum(-1).mean()

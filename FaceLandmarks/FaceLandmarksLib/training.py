@@ -23,7 +23,7 @@ from LandmarkCoreLib.progress import CancelToken, ProgressCallback, no_progress
 
 from .data import BOX_MARGIN, CACHE_CONTEXT, CachedSplit, augment_batch
 from .decoder import gaussian_heatmaps
-from .losses import classifier_distillation_loss, encoder_distillation_loss, heatmap_loss
+from .losses import classifier_distillation_loss, coordinate_loss, encoder_distillation_loss, heatmap_loss
 from .methods import build_network, freeze, get_method, init_from_source
 from .resnet import FaceClassifier
 
@@ -220,10 +220,11 @@ class TargetConfig:
     learning_rate: float = 1e-3
     sigma: float = 1.0  # Gaussian width in heatmap pixels (the paper's value was lost from the text)
     temperature: float = 4.0  # tau of Eq. 3 (paper's value lost; not tuned)
+    coordinate_weight: float = 1.0  # auxiliary soft-argmax L1 loss (not in the paper, see losses.py)
     decoder_channels: int = 128
     hourglass_width: int = 16
     hourglass_depth: int = 3
-    checkpoint_every: int = 100
+    checkpoint_every: int = 50
 
 
 def labelled_subset(n_train: int, n_labels: int, seed: int) -> torch.Tensor:
@@ -253,8 +254,9 @@ def target_architecture(config: TargetConfig, source: ModelFile | None, n_points
     }
 
 
-def heatmap_targets(points: torch.Tensor, network: torch.nn.Module, size: int, sigma: float) -> torch.Tensor:
-    return gaussian_heatmaps((points - network.cell_centre) / network.stride, size, sigma)
+def heatmap_points(points: torch.Tensor, network: torch.nn.Module) -> torch.Tensor:
+    """Input-pixel coordinates -> heatmap-pixel coordinates of ``network``."""
+    return (points - network.cell_centre) / network.stride
 
 
 def _step_loss(network, source, method, images, points, config) -> tuple[torch.Tensor, dict[str, float]]:
@@ -263,8 +265,13 @@ def _step_loss(network, source, method, images, points, config) -> tuple[torch.T
         predicted = network.decoder(features)
     else:
         predicted = network.heatmaps(images)
-    loss = heatmap_loss(predicted, heatmap_targets(points, network, predicted.shape[-1], config.sigma))
+    targets = heatmap_points(points, network)
+    loss = heatmap_loss(predicted, gaussian_heatmaps(targets, predicted.shape[-1], config.sigma))
     parts = {"heatmap": float(loss.detach())}
+    if config.coordinate_weight:
+        coordinates = coordinate_loss(predicted, targets)
+        parts["coordinates"] = float(coordinates.detach())
+        loss = loss + config.coordinate_weight * coordinates
     if method.regularised:
         with torch.no_grad():
             source_features = source.encoder(images)
@@ -289,11 +296,13 @@ def train_target(
     progress: ProgressCallback = no_progress,
     cancel: CancelToken | None = None,
     log: Callable[[str], None] = print,
+    export_only: bool = False,
 ) -> ModelFile:
     """Train a landmark detector with ``config.method`` on ``config.n_labels`` labelled training images.
 
     The source network (face recognition) initialises the encoder and, for CTD-*, runs frozen in
-    inference mode to give the regularisation targets.  Resumes from ``output``.checkpoint.
+    inference mode to give the regularisation targets.  Resumes from ``output``.checkpoint;
+    ``export_only`` writes the model of the checkpoint's last step without training further.
     """
     method = get_method(config.method)
     output = Path(output)
@@ -329,8 +338,10 @@ def train_target(
         _restore_rng(generator, checkpoint.tensors["rng"])
         step = int(checkpoint.tensors["step"])
         log(f"resuming {method.name} at step {step} from {ckpt_path}")
+    if export_only and checkpoint is None:
+        raise InputError(f"checkpoint '{ckpt_path}'", "does not exist; nothing to export")
     started = time.time()
-    while step < config.steps:
+    while step < config.steps and not export_only:
         if cancel is not None:
             cancel.check()
         network.train()
@@ -372,6 +383,7 @@ def train_target(
         {
             **model_config,
             "n_labelled": len(subset),
+            "steps_done": step,
             "source": (source_model.config.get("training") if source_model else None),
         },
         {"state_dict": network.state_dict()},

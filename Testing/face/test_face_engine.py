@@ -23,7 +23,12 @@ from FaceLandmarksLib.data import (
     to_crop_coordinates,
 )
 from FaceLandmarksLib.decoder import decode_heatmaps, gaussian_heatmaps
-from FaceLandmarksLib.losses import classifier_distillation_loss, encoder_distillation_loss, heatmap_loss
+from FaceLandmarksLib.losses import (
+    classifier_distillation_loss,
+    coordinate_loss,
+    encoder_distillation_loss,
+    heatmap_loss,
+)
 from FaceLandmarksLib.methods import METHODS, HeatmapNet, freeze, init_from_source
 from FaceLandmarksLib.pipeline import NO_FACE_PEAK, FaceModel, detect_landmarks
 from FaceLandmarksLib.resnet import FaceClassifier
@@ -107,6 +112,10 @@ def test_losses_vanish_on_agreement_and_grow_on_disagreement():
     assert classifier_distillation_loss(z, z, 4.0) < 1e-9 < classifier_distillation_loss(z, w, 4.0)
     h = torch.rand(2, 3, 8, 8)
     assert heatmap_loss(h, h) == 0 and torch.isclose(heatmap_loss(h, h + 0.5), torch.tensor(0.25 * 64))
+    centres = torch.tensor([[[6.3, 9.2], [12.0, 4.5]]])
+    gaussians = gaussian_heatmaps(centres, 20, 1.0)
+    # soft-argmax is pulled slightly towards the centre by the background; a 1-pixel shift costs ~2
+    assert coordinate_loss(gaussians, centres) < 0.3 < 1.5 < coordinate_loss(gaussians, centres + 1.0)
 
 
 def test_freezing_follows_each_method():
