@@ -10,3 +10,8 @@ PYTHON=${PYTHON:-python3}
 source .venv/bin/activate
 python -c "import torch" 2>/dev/null || pip install --quiet --disable-pip-version-check "torch==2.13.0"
 pip install --quiet --disable-pip-version-check -e ".[test]"
+# The KNEEL authors' building blocks, the reference implementation a knee test compares our network
+# with. Only its torch modules are used; its declared requirements (TensorFlow, torchvision, another
+# torch) are not, and would break this environment, hence --no-deps.
+python -c "import deeppipeline" 2>/dev/null || \
+  pip install --quiet --disable-pip-version-check --no-deps "deep-pipeline==0.2.5"
