@@ -98,8 +98,10 @@ def test_cancel_stops_without_an_error_popup(monitor_parts):
     monitor, task, bar, status, cancel, train, errors = monitor_parts
     results = []
     monitor.run(task("slow"), "Training...", results.append)
-    time.sleep(0.3)
-    monitor._poll()
+    deadline = time.monotonic() + 30.0  # a loaded machine may take seconds to start the child
+    while not status.text.startswith("step") and time.monotonic() < deadline:
+        monitor._poll()
+        time.sleep(0.02)
     assert bar.range == (0, 1000) and bar.value > 0 and status.text.startswith("step")
     monitor.cancel()
     drive(monitor)
