@@ -15,7 +15,6 @@ from LandmarkCoreLib.landmarks import LandmarkSet
 from LandmarkCoreLib.modelfile import ModelFile, load_model_file, save_model_file
 
 from .config import DetectionConfig, TrainingConfig
-from .tensors import shaped_like, without_scalars
 from .unet import ShallowUNet
 
 MODEL_KIND = "oneshot-model"
@@ -57,7 +56,7 @@ class OneShotModel:
 
     def network(self) -> ShallowUNet:
         net = ShallowUNet(self.training.width)
-        net.load_state_dict(shaped_like(self.weights, net.state_dict()))
+        net.load_state_dict(self.weights)
         return net.eval()
 
     def save(self, path: str | os.PathLike) -> None:
@@ -73,7 +72,7 @@ class OneShotModel:
             "training_summary": self.training_summary,
         }
         tensors = {
-            "weights": without_scalars(self.weights),
+            "weights": self.weights,
             "reference_centre": self.reference_centre,
             "reference_axes": self.reference_axes,
             "reference_fov_offset": self.reference_fov_offset,

@@ -53,7 +53,9 @@ def linear_registration(
     method = sitk.ImageRegistrationMethod()
     method.SetMetricAsCorrelation()
     method.SetMetricSamplingStrategy(method.RANDOM)
-    method.SetMetricSamplingPercentage(0.25, seed)
+    # SimpleITK reads seed 0 as sitkWallClock (a new seed every run): shift by one so that every
+    # seed >= 0, the default 0 included, gives a reproducible sampling.
+    method.SetMetricSamplingPercentage(0.25, seed + 1)
     method.SetInterpolator(sitk.sitkLinear)
     method.SetOptimizerAsRegularStepGradientDescent(
         learningRate=1.0, minStep=1e-4, numberOfIterations=config.linear_iterations, relaxationFactor=0.6

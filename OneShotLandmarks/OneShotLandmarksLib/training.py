@@ -23,7 +23,6 @@ from torch import nn
 
 from .config import TrainingConfig
 from .sampling import PatchGrid, image_axes, random_pose, resample, slice_stacks
-from .tensors import optimiser_state, shaped_like, without_scalars
 from .unet import ShallowUNet
 
 CHECKPOINT_KIND = "oneshot-checkpoint"
@@ -123,9 +122,7 @@ def _save_checkpoint(
         ModelFile(
             kind=CHECKPOINT_KIND,
             config={"training": config.to_dict(), "inputs": inputs, "state": state.__dict__},
-            tensors=without_scalars(
-                {"weights": net.state_dict(), "optimiser": optimiser.state_dict(), "best_weights": best}
-            ),
+            tensors={"weights": net.state_dict(), "optimiser": optimiser.state_dict(), "best_weights": best},
         ),
     )
 
@@ -138,10 +135,9 @@ def _resume(path, config: TrainingConfig, inputs: str, net, optimiser) -> tuple[
             "was written with other training settings or other images; "
             "delete it or give another checkpoint path",
         )
-    own = net.state_dict()
-    net.load_state_dict(shaped_like(checkpoint.tensors["weights"], own))
-    optimiser.load_state_dict(optimiser_state(checkpoint.tensors["optimiser"]))
-    return TrainingState(**checkpoint.config["state"]), shaped_like(checkpoint.tensors["best_weights"], own)
+    net.load_state_dict(checkpoint.tensors["weights"])
+    optimiser.load_state_dict(checkpoint.tensors["optimiser"])
+    return TrainingState(**checkpoint.config["state"]), checkpoint.tensors["best_weights"]
 
 
 def train_network(
