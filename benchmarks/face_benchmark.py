@@ -25,7 +25,13 @@ import SimpleITK as sitk
 import torch
 from FaceLandmarksLib.data import box_from_points, load_cached_split
 from FaceLandmarksLib.methods import METHODS
-from FaceLandmarksLib.pipeline import NO_FACE_PEAK, FaceModel, default_model_path, detect_landmarks
+from FaceLandmarksLib.pipeline import (
+    NO_FACE_DISAGREEMENT,
+    NO_FACE_PEAK,
+    FaceModel,
+    default_model_path,
+    detect_landmarks,
+)
 from FaceLandmarksLib.scoring import THRESHOLDS, face_metrics, normalised_errors, predict_cached
 from FaceLandmarksLib.training import SourceConfig, TargetConfig, train_source, train_target
 from LandmarkCoreLib.atomic import write_text_atomic
@@ -166,7 +172,7 @@ def pipeline_comparison(args) -> str:
         detection = detect_landmarks(model, image, box)
         times.append(time.perf_counter() - started)
         flagged += detection.flagged_no_face
-        face_peaks.append(float(detection.peak_confidence.mean()))
+        face_peaks.append((float(detection.peak_confidence.mean()), detection.heatmap_disagreement))
         preds["this model"].append(detection.landmarks.points)
         if "dlib 68-point shape predictor" in predictors:
             rgb = sitk.GetArrayFromImage(image).astype(np.uint8)
@@ -201,42 +207,38 @@ def pipeline_comparison(args) -> str:
     return "\n".join(lines) + "\n" + no_face_check(model, face_peaks)
 
 
-def no_face_check(model: FaceModel, face_peaks: list[float]) -> str:
-    """Mean heatmap peaks on real faces vs. on images without a face (20 cephalograms of the data root,
-    20 noise images), and how many of each the 'no face' flag catches."""
+def no_face_check(model: FaceModel, faces: list[tuple[float, float]]) -> str:
+    """Mean heatmap peak and arg-max/soft-argmax disagreement on the real test faces vs. on images
+    without a face (20 cephalograms of the data root, 20 noise images), and what the flag catches."""
     from LandmarkCoreLib.datasets import isbi_cases
 
     rng = np.random.default_rng(0)
+    noise = [rng.integers(0, 255, (160, 160, 3)).astype(np.uint8) for _ in range(20)]
     others = {
         "cephalogram (whole image)": [c.read_image() for c in isbi_cases("all")[:20]],
-        "uniform noise 160x160 RGB": [
-            sitk.GetImageFromArray(rng.integers(0, 255, (160, 160, 3)).astype(np.uint8), isVector=True)
-            for _ in range(20)
-        ],
+        "uniform noise 160x160 RGB": [sitk.GetImageFromArray(a, isVector=True) for a in noise],
     }
-    rows = [
-        f"| real test faces | {np.mean(face_peaks):.3f} | {np.min(face_peaks):.3f} | "
-        f"{int(np.sum(np.array(face_peaks) < NO_FACE_PEAK))} of {len(face_peaks)} |"
-    ]
+    stats = {
+        "real test faces (boxes)": (
+            np.array(faces),
+            sum(p < NO_FACE_PEAK and d > NO_FACE_DISAGREEMENT for p, d in faces),
+        )
+    }
     for name, images in others.items():
         detections = [detect_landmarks(model, image) for image in images]
-        peaks = [float(d.peak_confidence.mean()) for d in detections]
-        rows.append(
-            f"| {name} | {np.mean(peaks):.3f} | {np.max(peaks):.3f} (max) | "
-            f"{sum(d.flagged_no_face for d in detections)} of {len(images)} |"
-        )
-    return (
-        "\n".join(
-            [
-                f"### 'No face' flag (mean heatmap peak < {NO_FACE_PEAK})",
-                "",
-                "| input | mean peak | min/max peak | flagged |",
-                "|---|---|---|---|",
-                *rows,
-            ]
-        )
-        + "\n"
+        values = np.array([(d.peak_confidence.mean(), d.heatmap_disagreement) for d in detections])
+        stats[name] = (values, sum(d.flagged_no_face for d in detections))
+    rows = [
+        f"| {name} | {v[:, 0].min():.3f}-{v[:, 0].max():.3f} | {v[:, 1].min():.2f}-{v[:, 1].max():.2f} | "
+        f"{flagged} of {len(v)} |"
+        for name, (v, flagged) in stats.items()
+    ]
+    title = (
+        f"### 'No face' flag (mean peak < {NO_FACE_PEAK} and arg-max/soft-argmax disagreement > "
+        f"{NO_FACE_DISAGREEMENT} heatmap px)"
     )
+    header = ["| input | mean peak (range) | disagreement (range) | flagged |", "|---|---|---|---|"]
+    return "\n".join([title, "", *header, *rows]) + "\n"
 
 
 def main(argv=None) -> int:

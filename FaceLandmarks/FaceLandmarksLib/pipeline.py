@@ -4,7 +4,7 @@
     detection = detect_landmarks(model, image, box=(x0, y0, x1, y1) or None)
     detection.landmarks          # LandmarkSet, 68 points "0".."67", (column, row) physical, 2D
     detection.peak_confidence    # (68,) heatmap peak per point (about 1 on a clear face)
-    detection.flagged_no_face    # True when the peaks say there is no face in the box
+    detection.flagged_no_face    # True when the heatmaps say there is no face in the box
 
 ``box`` is in the image's physical coordinates (pixels x spacing, as SimpleITK reports them), the face
 box of the training geometry: the landmarks' bounding box plus 10 % on each side (see :mod:`data`).
@@ -27,13 +27,17 @@ from LandmarkCoreLib.modelfile import ModelFile, load_model_file
 
 from .data import crop_square, from_crop_coordinates, normalise, resample_square
 from .decoder import decode_heatmaps
+from .losses import soft_argmax
 from .methods import build_network
 from .training import MODEL_KIND
 
 LABELS = [str(i) for i in range(68)]
-#: Mean heatmap peak below which the crop is flagged as "no face" (real test faces: ~0.6-0.9; crops
-#: of non-face photographs: well below; see benchmarks/face_benchmark.py, which reports both).
-NO_FACE_PEAK = 0.25
+#: "No face" rule, calibrated on the bundled model (benchmarks/face_benchmark.py reports it): a crop is
+#: flagged when its mean heatmap peak is low AND the arg-max and soft-argmax of the heatmaps disagree
+#: (diffuse or multi-modal heatmaps).  Real test faces: mean peak >= 0.64, disagreement <= 3.9 heatmap
+#: pixels; cephalograms, noise and flat images: peak <= 0.62, disagreement >= 4.2.
+NO_FACE_PEAK = 0.62
+NO_FACE_DISAGREEMENT = 4.0
 
 
 def default_model_path() -> Path:
@@ -64,16 +68,33 @@ class FaceModel:
         return cls(network, model.config, path)
 
     @property
+    def decoding(self) -> str:
+        """'soft-argmax' for models trained with the coordinate loss (what they were optimised for),
+        else 'taylor' (arg-max + Taylor refinement)."""
+        return "soft-argmax" if self.config.get("training", {}).get("coordinate_weight") else "taylor"
+
+    @property
     def input_size(self) -> int:
         return int(self.config["input_size"])
 
     @torch.no_grad()
     def predict_crops(self, crops: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Normalised crops (B, 3, S, S) -> points in crop pixels (B, 68, 2), peak values (B, 68)."""
+        points, peaks, _ = self.predict_crops_with_spread(crops)
+        return points, peaks
+
+    @torch.no_grad()
+    def predict_crops_with_spread(self, crops: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """As :meth:`predict_crops`, plus per crop the mean distance (heatmap pixels) between the arg-max
+        and the soft-argmax of the heatmaps, which is large when the heatmaps are diffuse."""
         heatmaps = self.network.heatmaps(crops)
         coords, peaks = decode_heatmaps(heatmaps)
+        integral = soft_argmax(heatmaps)
+        spread = (coords - integral).norm(dim=-1).mean(dim=-1)
+        if self.decoding == "soft-argmax":
+            coords = integral
         points = coords * self.network.stride + self.network.cell_centre
-        return points.double().numpy(), peaks.double().numpy()
+        return points.double().numpy(), peaks.double().numpy(), spread.double().numpy()
 
 
 @dataclass
@@ -81,7 +102,8 @@ class FaceDetection:
     landmarks: LandmarkSet
     peak_confidence: np.ndarray
     flagged_no_face: bool
-    box: tuple[float, float, float, float]
+    box: tuple[float, float, float, float]  # pixels (column, row) of the face box used
+    heatmap_disagreement: float = 0.0  # arg-max vs soft-argmax, heatmap pixels (see NO_FACE_*)
 
 
 def image_to_rgb(image: sitk.Image, what: str = "image") -> np.ndarray:
@@ -132,7 +154,10 @@ def detect_landmarks(model: FaceModel, image: sitk.Image, box=None, what: str = 
         raise InputError("face box", f"{box} is smaller than 8 x 8 pixels")
     square = crop_square(pixel_box)
     crop = resample_square(rgb, square, model.input_size)
-    points, peaks = model.predict_crops(normalise(torch.from_numpy(crop.transpose(2, 0, 1).copy())[None]))
+    points, peaks, spread = model.predict_crops_with_spread(
+        normalise(torch.from_numpy(crop.transpose(2, 0, 1).copy())[None])
+    )
     pixels = from_crop_coordinates(points[0], square, model.input_size)
     landmarks = LandmarkSet(list(LABELS), index_to_physical(image, pixels), name="face landmarks")
-    return FaceDetection(landmarks, peaks[0], bool(np.mean(peaks[0]) < NO_FACE_PEAK), pixel_box)
+    no_face = np.mean(peaks[0]) < NO_FACE_PEAK and spread[0] > NO_FACE_DISAGREEMENT
+    return FaceDetection(landmarks, peaks[0], bool(no_face), pixel_box, float(spread[0]))
