@@ -68,7 +68,7 @@ def _add_train(sub) -> None:
     p.add_argument("--folds", type=int, default=1, help="k of a k-fold split (1: train on everything)")
     p.add_argument("--fold", type=int, default=0, help="the validation fold")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument(
         "--export-checkpoint",
         action="store_true",

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from LandmarkCoreLib.device import torch_threads
 from LandmarkCoreLib.errors import InputError, ModelFileError
 from LandmarkCoreLib.modelfile import ModelFile, load_model_file, save_model_file
 from LandmarkCoreLib.progress import CancelToken, ProgressCallback, no_progress
@@ -59,7 +60,7 @@ class TrainConfig:
     seed: int = 0
     n_folds: int = 1  # > 1: hold out fold ``fold`` for validation
     fold: int = 0
-    threads: int = 1
+    threads: int | None = None  # torch CPU threads while training (None: torch's default)
     #: stage 1 with every landmark as target instead of the ROI centre (the one-stage ablation)
     stage1_all_landmarks: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -262,13 +263,29 @@ def train_stage(
     its stage-1 network initialises stage 2 and is copied into the output file. ``export_only`` writes
     the model from the checkpoint's last finished epoch without training on (a run stopped early).
     """
+    with torch_threads(config.threads):
+        return _train_stage(
+            cases, preset, config, output, checkpoint, init_model, progress, cancel, export_only
+        )
+
+
+def _train_stage(
+    cases: list[TrainingCase],
+    preset: Preset,
+    config: TrainConfig,
+    output: str | os.PathLike,
+    checkpoint: str | os.PathLike | None,
+    init_model: str | os.PathLike | None,
+    progress: ProgressCallback,
+    cancel: CancelToken | None,
+    export_only: bool,
+) -> ModelFile:
     if config.stage not in (1, 2):
         raise InputError("stage", f"{config.stage} is not 1 or 2")
     if config.stage == 2 and init_model is None:
         raise InputError("stage 2", "needs the stage-1 model file (init_model) to chain the stages")
     if not cases:
         raise InputError("training data", "no training cases")
-    torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     one_point = config.stage == 1 and not config.stage1_all_landmarks
     n_outputs = 1 if one_point else len(preset.landmark_names)
