@@ -12,7 +12,6 @@ import pathlib
 from typing import Annotated, Union
 
 import slicer
-import vtk
 from LandmarkCoreLib import slicer_support
 from LandmarkCoreLib.errors import InputError
 from slicer import (
@@ -81,15 +80,15 @@ def _isSet(path: pathlib.Path) -> bool:
     return str(path) not in ("", ".")
 
 
-class FaceLandmarksWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+class FaceLandmarksWidget(
+    slicer_support.ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, VTKObservationMixin
+):
     """Thin GUI: binds the .ui to the parameter node, calls the Logic, shows progress and errors."""
 
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
         self.logic = None
-        self._parameterNode = None
-        self._parameterNodeGuiTag = None
         self._monitor = None
 
     def setup(self) -> None:
@@ -103,44 +102,11 @@ class FaceLandmarksWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.progressBar, self.ui.statusLabel, self.ui.cancelButton,
             busy_widgets=[self.ui.detectButton, self.ui.batchDetectButton],
         )
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.observeSceneClose()
         self.ui.detectButton.connect("clicked(bool)", self.onDetect)
         self.ui.batchDetectButton.connect("clicked(bool)", self.onBatchDetect)
         self.ui.evaluateButton.connect("clicked(bool)", self.onEvaluate)
         self.initializeParameterNode()
-
-    def cleanup(self) -> None:
-        self.removeObservers()
-
-    def enter(self) -> None:
-        self.initializeParameterNode()
-
-    def exit(self) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateGui)
-
-    def onSceneStartClose(self, caller, event) -> None:
-        self.setParameterNode(None)
-
-    def onSceneEndClose(self, caller, event) -> None:
-        if self.parent.isEntered:
-            self.initializeParameterNode()
-
-    def initializeParameterNode(self) -> None:
-        self.setParameterNode(self.logic.getParameterNode())
-
-    def setParameterNode(self, inputParameterNode) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateGui)
-        self._parameterNode = inputParameterNode
-        if self._parameterNode:
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateGui)
-            self._updateGui()
 
     def _updateGui(self, caller=None, event=None) -> None:
         p = self._parameterNode

@@ -180,15 +180,15 @@ def _isSet(path: pathlib.Path) -> bool:
 #
 # OneShotLandmarksWidget
 #
-class OneShotLandmarksWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+class OneShotLandmarksWidget(
+    slicer_support.ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, VTKObservationMixin
+):
     """Thin GUI: binds the .ui to the parameter node, calls the Logic, shows progress and errors."""
 
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
         self.logic = None
-        self._parameterNode = None
-        self._parameterNodeGuiTag = None
         self._monitor = None
 
     def setup(self) -> None:
@@ -204,8 +204,7 @@ class OneShotLandmarksWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             busy_widgets=[self.ui.trainButton, self.ui.detectButton, self.ui.batchDetectButton,
                           self.ui.loadModelButton],
         )
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.observeSceneClose()
 
         # Segment selectors have no parameter-node connector: keep node + segment ID in sync by hand.
         for selector in (self.ui.referenceSegmentSelector, self.ui.validationSegmentSelector):
@@ -222,40 +221,11 @@ class OneShotLandmarksWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.initializeParameterNode()
 
     # -- parameter node -----------------------------------------------------------------------
-    def cleanup(self) -> None:
-        self.removeObservers()
-
-    def enter(self) -> None:
-        self.initializeParameterNode()
-
-    def exit(self) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateGui)
-
-    def onSceneStartClose(self, caller, event) -> None:
-        self.setParameterNode(None)
-
-    def onSceneEndClose(self, caller, event) -> None:
-        if self.parent.isEntered:
-            self.initializeParameterNode()
-
     def initializeParameterNode(self) -> None:
-        self.setParameterNode(self.logic.getParameterNode())
+        super().initializeParameterNode()
         if not self._parameterNode.referenceVolume:
             firstVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
             self._parameterNode.referenceVolume = firstVolume
-
-    def setParameterNode(self, inputParameterNode) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateGui)
-        self._parameterNode = inputParameterNode
-        if self._parameterNode:
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateGui)
-            self._updateGui()
 
     def _segmentSelectionToParameters(self, *args) -> None:
         p = self._parameterNode

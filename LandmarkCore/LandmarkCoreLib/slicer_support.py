@@ -270,6 +270,55 @@ def device_notice(choice: str) -> str:
     return "No CUDA GPU found: running on the CPU (slower)."
 
 
+# -- the parameter-node life cycle of a Widget ------------------------------------------------
+class ParameterNodeWidgetMixin:
+    """Parameter-node and scene-close handling of Slicer's scripted-module template, once for all Widgets.
+
+    The Widget derives from this class first (then ScriptedLoadableModuleWidget, VTKObservationMixin),
+    sets ``self.logic`` and ``self.ui`` in ``setup``, calls :meth:`observeSceneClose` there, and defines
+    ``_updateGui`` (called whenever the parameter node changes).
+    """
+
+    _parameterNode: Any = None
+    _parameterNodeGuiTag: Any = None
+
+    def observeSceneClose(self) -> None:
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+
+    def cleanup(self) -> None:
+        self.removeObservers()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateGui)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+
+    def setParameterNode(self, inputParameterNode) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateGui)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateGui)
+            self._updateGui()
+
+
 # -- progress, status and Cancel in a Widget --------------------------------------------------
 class TaskMonitor:
     """Drives a Widget's progress bar, status label and Cancel button for one background task.

@@ -163,3 +163,39 @@ def test_other_packages_are_installed_only_after_confirmation(monkeypatch, accep
     assert slicer_support.ensure_dependencies("One-Shot Landmarks", packages) is accept
     assert installed == (["no-such-package-xyz"] if accept else [])
     assert shown == [] if accept else "pip_install('no-such-package-xyz')" in shown[0]
+
+
+def test_parameter_node_mixin_connects_and_releases_the_gui():
+    import vtk
+    from slicer.util import VTKObservationMixin
+
+    calls = []
+
+    class ParameterNode(vtk.vtkObject):
+        def connectGui(self, ui):
+            calls.append(("connect", ui))
+            return "gui tag"
+
+        def disconnectGui(self, tag):
+            calls.append(("disconnect", tag))
+
+    node = ParameterNode()
+
+    class Widget(slicer_support.ParameterNodeWidgetMixin, VTKObservationMixin):
+        def __init__(self) -> None:
+            VTKObservationMixin.__init__(self)
+            self.ui, self.updates = "ui", 0
+            self.logic = types.SimpleNamespace(getParameterNode=lambda: node)
+
+        def _updateGui(self, caller=None, event=None) -> None:
+            self.updates += 1
+
+    widget = Widget()
+    widget.enter()
+    assert calls == [("connect", "ui")] and widget.updates == 1
+    node.Modified()
+    assert widget.updates == 2
+    widget.exit()
+    assert calls[-1] == ("disconnect", "gui tag")
+    node.Modified()
+    assert widget.updates == 2, "the GUI still follows the parameter node after exit()"
