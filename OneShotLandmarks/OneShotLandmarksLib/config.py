@@ -71,6 +71,7 @@ class DetectionConfig:
     )
     min_concentration_fraction: float = 0.25  # of the reference's joint-map concentration; below -> not found
     near_equal_eigen_ratio: float = 1.15  # adjacent eigenvalues closer than this: try both axis orders
+    min_pose_similarity: float = 0.5  # best polished NCC below -> PoseNotFoundError (correct: 0.83-0.94)
     polished_candidates: int = 12  # pose candidates (best raw NCC first) polished by rigid registration
     registration_spacing_mm: float = 0.28
     registration_margin_mm: float = 2.0  # patch = reference landmarks' box + margin

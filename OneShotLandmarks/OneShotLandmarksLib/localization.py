@@ -27,6 +27,9 @@ class LocalizationResult:
     probability: np.ndarray  # joint map (z, y, x) on ``grid`` (the last iteration's patch)
     grid: PatchGrid
     iterations: list[dict] = field(default_factory=list)  # centre, shift_mm, mass_mm3 per iteration
+    converged: bool = True  # False: the shift never fell below the threshold (the centre kept drifting)
+    start_probability: np.ndarray | None = None  # joint map of the first patch (around the start centre)
+    start_grid: PatchGrid | None = None
 
 
 def network_predictor(net: torch.nn.Module, device: torch.device, batch: int = 64) -> SlicePredictor:
@@ -108,11 +111,14 @@ def localize(
     """
     centre = np.asarray(start, float)
     iterations: list[dict] = []
+    converged = False
     for i in range(max_iterations):
         if cancel:
             cancel.check()
         patch_grid = PatchGrid(centre, grid.rotation, grid.spacing, grid.size)
         probability = joint_probability(predict, resample(image, patch_grid))
+        if i == 0:
+            start_probability, start_grid = probability, patch_grid
         new_centre, mass = barycentre(probability, patch_grid)
         shift = float(np.linalg.norm(new_centre - centre))
         concentrated = concentration(probability, soi_voxels) if soi_voxels else float("nan")
@@ -137,5 +143,8 @@ def localize(
             )
         centre = new_centre
         if shift < shift_threshold_mm:
+            converged = True
             break
-    return LocalizationResult(centre, probability, patch_grid, iterations)
+    return LocalizationResult(
+        centre, probability, patch_grid, iterations, converged, start_probability, start_grid
+    )

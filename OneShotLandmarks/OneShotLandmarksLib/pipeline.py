@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 from LandmarkCoreLib.device import select_device
-from LandmarkCoreLib.errors import InputError
+from LandmarkCoreLib.errors import InputError, LandmarkError
 from LandmarkCoreLib.images import points_inside
 from LandmarkCoreLib.landmarks import LandmarkSet
 from LandmarkCoreLib.progress import CancelToken, ProgressCallback, no_progress
@@ -40,6 +40,11 @@ from .sampling import (
 from .training import TrainingData, train_network
 
 METHODS = ("oneshot", "registration")
+
+
+class PoseNotFoundError(LandmarkError):
+    """Detection ran but its answer is not credible (target does not resemble the reference in any pose, or
+    the landmarks left the target image): a recorded failure for that target, never a silent wrong answer."""
 
 
 @dataclass
@@ -244,21 +249,64 @@ def _estimate_pose(
     _, reference_cov = second_moments(
         model.reference_soi_patch.astype(float), reference_grid.voxel_coordinates()
     )
-    target_centre, target_cov = second_moments(found.probability, found.grid.voxel_coordinates())
+    searches = [(found.probability, found.grid)]
+    if not found.converged and len(found.iterations) > 1:  # drifted: the first patch competes too
+        searches.append((found.start_probability, found.start_grid))
+    poses, scores = [], []
+    for probability, grid in searches:
+        pose, score = _best_pose(model, prepared, reference_grid, reference_cov, probability, grid, seed)
+        poses.append(pose)
+        scores.append(score)
+    best = int(np.argmax([pose[2] for pose in poses]))
+    rotation, target_centre, similarity = poses[best]
+    timings["rotation"] = time.perf_counter() - clock
+    rotation_scores = {**scores[0], "converged": found.converged}
+    if len(scores) > 1:
+        rotation_scores.update(from_start=scores[1], chosen="start" if best else "final")
+    minimum = cfg.min_pose_similarity
+    if similarity < minimum:
+        raise PoseNotFoundError(
+            f"no pose of the target matches the reference: best normalised cross-correlation "
+            f"{similarity:.2f} < {minimum:.2f} (correct poses score 0.8-0.95; localization "
+            f"{'converged' if found.converged else 'did not converge'} in {len(found.iterations)} iterations)"
+        )
+    info = {"centre_iterations": found.iterations, "rotation_scores": rotation_scores}
+    return target_centre, rotation, info
 
+
+def _best_pose(
+    model: OneShotModel,
+    prepared: sitk.Image,
+    reference_grid: PatchGrid,
+    reference_cov: np.ndarray,
+    probability: np.ndarray,
+    grid: PatchGrid,
+    seed: int,
+) -> tuple[tuple[np.ndarray, np.ndarray, float], dict]:
+    """Stage 3 on one joint map: principal-axes candidates, the best raw ones polished, most similar wins."""
+    cfg = model.detection
+    target_centre, target_cov = second_moments(probability, grid.voxel_coordinates())
     candidates = candidate_rotations(reference_cov, target_cov, cfg.near_equal_eigen_ratio)
     raw_scores = [_similarity(model, prepared, reference_grid, r, target_centre) for r in candidates]
     shortlist = np.argsort(raw_scores)[::-1][: cfg.polished_candidates]
     refined = [
         _refine_pose(model, prepared, reference_grid, candidates[i], target_centre, seed) for i in shortlist
     ]
-    rotation, target_centre, _ = max(refined, key=lambda pose: pose[2])
-    timings["rotation"] = time.perf_counter() - clock
     scores = {
         "raw": raw_scores,
         "polished": {int(i): pose[2] for i, pose in zip(shortlist, refined, strict=True)},
     }
-    return target_centre, rotation, {"centre_iterations": found.iterations, "rotation_scores": scores}
+    return max(refined, key=lambda pose: pose[2]), scores
+
+
+def require_inside_target(landmarks: np.ndarray, target: sitk.Image, labels: list[str]) -> None:
+    outside = ~points_inside(target, landmarks)
+    if outside.any():
+        names = ", ".join(labels[i] for i in np.flatnonzero(outside)[:10])
+        raise PoseNotFoundError(
+            f"{int(outside.sum())} of {len(labels)} detected landmarks fall outside the target image "
+            f"({names}{', ...' if outside.sum() > 10 else ''}): the registration did not find the structure"
+        )
 
 
 def detect_landmarks(
@@ -271,7 +319,8 @@ def detect_landmarks(
     seed: int = 0,
 ) -> DetectionResult:
     """Landmarks of ``model`` in ``target``. Raises SOINotFoundError (a LandmarkError) when the structure of
-    interest is absent, InputError for unusable input, Cancelled when ``cancel`` is set. ``seed`` fixes the
+    interest is absent, PoseNotFoundError when no pose resembles the reference or landmarks leave the
+    target image, InputError for unusable input, Cancelled when ``cancel`` is set. ``seed`` fixes the
     random metric sampling of the linear registrations (results are deterministic for a given seed)."""
     if method not in METHODS:
         raise InputError("detection method", f"'{method}' is not one of {', '.join(METHODS)}")
@@ -290,6 +339,7 @@ def detect_landmarks(
     registered = register(fixed, model.registration_patch, model.detection, progress, cancel, seed)
     patch_points = transport_points(model.landmarks.points, registered)
     points = apply_pose(patch_points, rotation, model.reference_centre, centre)
+    require_inside_target(points, target, model.landmarks.labels)
     timings["registration"] = time.perf_counter() - clock
     timings["total"] = time.perf_counter() - started
     progress(1.0, "done")

@@ -16,7 +16,12 @@ from LandmarkCoreLib.progress import CancelToken
 from OneShotLandmarksLib import cli
 from OneShotLandmarksLib.config import DetectionConfig, TrainingConfig
 from OneShotLandmarksLib.model import OneShotModel
-from OneShotLandmarksLib.pipeline import detect_landmarks, train_model
+from OneShotLandmarksLib.pipeline import (
+    PoseNotFoundError,
+    detect_landmarks,
+    require_inside_target,
+    train_model,
+)
 from synthetic import asymmetric_object, image_from, physical_grid
 
 SHAPE = (36, 36, 36)
@@ -185,3 +190,20 @@ def test_cli_records_a_failing_target_and_keeps_the_others(tiny_model, tmp_path)
     assert status["good.nii.gz"]["status"] == "ok"
     assert (out / "good.mrk.json").exists() and (out / "good_qc.png").exists()
     assert not (out / "empty.mrk.json").exists()
+
+
+def test_a_pose_far_less_similar_than_required_is_a_failure_not_an_answer(tiny_model):
+    model = OneShotModel.load(tiny_model)
+    result = detect_landmarks(model, REFERENCE, device="cpu")  # the reference itself: near-perfect pose
+    best = max(result.rotation_scores["polished"].values())
+    assert best >= model.detection.min_pose_similarity
+    model.detection.min_pose_similarity = best + 0.01
+    with pytest.raises(PoseNotFoundError, match="no pose of the target matches"):
+        detect_landmarks(model, REFERENCE, device="cpu")
+
+
+def test_landmarks_outside_the_target_image_are_a_failure():
+    inside = CENTRE + np.array([[4.0, 0, 0], [0, 2, 0]])
+    require_inside_target(inside, REFERENCE, ["a", "b"])
+    with pytest.raises(PoseNotFoundError, match="1 of 2 detected landmarks fall outside.*b"):
+        require_inside_target(inside + np.array([[0.0, 0, 0], [0, 0, -40]]), REFERENCE, ["a", "b"])

@@ -41,7 +41,7 @@ def test_localization_recovers_translation_within_one_voxel():
     truth_centre, _ = second_moments(
         asymmetric_object(physical_grid(SHAPE), CENTRE + shift), physical_grid(SHAPE)
     )
-    assert len(found.iterations) >= 2
+    assert len(found.iterations) >= 2 and found.converged
     assert np.linalg.norm(found.centre - truth_centre) < 1.0  # voxel = 1 mm
     assert np.linalg.norm(found.centre - CENTRE) > 4.0  # it did move
 
@@ -133,3 +133,17 @@ def test_localization_refuses_a_diffuse_probability_map():
         localize(
             lambda s: np.full(s.shape, 0.7), target, CENTRE, grid, 3, 0.1, 10.0, 500, min_concentration=5.0
         )
+
+
+def test_localization_flags_a_drifting_centre_and_keeps_the_first_patch():
+    """A map that is brighter on one side everywhere (as a weakly trained net gives) pulls the barycentre
+    the same way at every step: the result must say it did not converge and keep the first patch."""
+    ramp = np.broadcast_to(np.linspace(0.0, 2.0, 120), (*SHAPE[:2], 120))  # no edge within reach
+    start = np.array([40.0, 23.0, 24.5])
+    grid = PatchGrid(start, np.eye(3), 1.0, (28, 28, 28))
+    found = localize(stand_in_predictor, image_from(ramp), start, grid, 4, 0.5, min_mass_mm3=10.0)
+    assert not found.converged
+    assert [it["shift_mm"] > 0.5 for it in found.iterations] == [True] * 4
+    np.testing.assert_allclose(found.start_grid.centre, start)
+    assert found.start_probability.shape == (28, 28, 28)
+    assert found.centre[0] > start[0] + 2.0  # it drifted towards the bright side
