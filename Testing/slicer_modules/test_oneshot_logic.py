@@ -163,11 +163,6 @@ def test_user_errors_are_typed_and_leave_the_scene_unchanged(case, tmp_path):
                       ModelFileError, "another module")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine: with a TINY-trained (2-epoch) net a blank target is not refused; its 'SOI not found' "
-    "tests are relative to the reference's own joint map, which such a net also spreads out",
-)
 def test_target_without_the_structure_is_refused(case):
     import SimpleITK as sitk
     from LandmarkCoreLib.mrml_bridge import image_to_volume_node
@@ -176,7 +171,9 @@ def test_target_without_the_structure_is_refused(case):
     blank = sitk.Image([60, 60, 60], sitk.sitkUInt8)  # nothing of the structure of interest in it
     blank.SetSpacing((0.2, 0.2, 0.2))
     empty_target = image_to_volume_node(blank, scene, "no skull here")
-    _expect_unchanged(scene, lambda: logic.detect(empty_target, device="cpu"), LandmarkError, "SOI|structure")
+    # a tiny-trained net may or may not find "something" in it; then no pose matches the reference
+    _expect_unchanged(scene, lambda: logic.detect(empty_target, device="cpu"), LandmarkError,
+                      "SOI|structure|no pose of the target matches")
 
 
 def test_background_training_and_detection_through_the_cli(case, tmp_path):
