@@ -14,6 +14,7 @@ from typing import Annotated, Union
 import slicer
 from LandmarkCoreLib import slicer_support
 from LandmarkCoreLib.errors import InputError
+from LandmarkCoreLib.slicer_support import path_is_set
 from slicer import (
     vtkMRMLMarkupsFiducialNode,
     vtkMRMLMarkupsROINode,
@@ -76,10 +77,6 @@ class FaceLandmarksParameterNode:
     errorTable: vtkMRMLTableNode
 
 
-def _isSet(path: pathlib.Path) -> bool:
-    return str(path) not in ("", ".")
-
-
 class FaceLandmarksWidget(
     slicer_support.ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, VTKObservationMixin
 ):
@@ -117,8 +114,8 @@ class FaceLandmarksWidget(
         busy = self._monitor is not None and self._monitor.busy
         needsRoi = p.faceRegion == "ROI" and not p.faceRoi
         self.ui.detectButton.enabled = bool(p.inputVolume) and not needsRoi and not busy
-        self.ui.batchDetectButton.enabled = (_isSet(p.batchInputFolder) and _isSet(p.batchOutputFolder)
-                                             and not busy)
+        folders = path_is_set(p.batchInputFolder) and path_is_set(p.batchOutputFolder)
+        self.ui.batchDetectButton.enabled = folders and not busy
         self.ui.evaluateButton.enabled = bool(p.detectedLandmarks and p.groundTruthLandmarks)
 
     def onDetect(self) -> None:
@@ -181,7 +178,7 @@ class FaceLandmarksLogic(ScriptedLoadableModuleLogic):
             raise InputError("model source", f"'{source}' is not one of {', '.join(MODEL_SOURCES)}")
         if source == MODEL_SOURCES[0]:
             path = default_model_path()
-        elif modelPath is None or not _isSet(pathlib.Path(modelPath)):
+        elif modelPath is None or not path_is_set(modelPath):
             raise InputError("model file", "no file name given")
         else:
             path = pathlib.Path(modelPath)

@@ -14,6 +14,7 @@ from typing import Annotated, Union
 import slicer
 from LandmarkCoreLib import slicer_support
 from LandmarkCoreLib.errors import InputError
+from LandmarkCoreLib.slicer_support import path_is_set
 from slicer import (
     vtkMRMLMarkupsFiducialNode,
     vtkMRMLScalarVolumeNode,
@@ -75,10 +76,6 @@ class KneeLandmarksParameterNode:
     errorTable: vtkMRMLTableNode
 
 
-def _isSet(path: pathlib.Path) -> bool:
-    return str(path) not in ("", ".")
-
-
 class KneeLandmarksWidget(
     slicer_support.ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, VTKObservationMixin
 ):
@@ -117,8 +114,8 @@ class KneeLandmarksWidget(
         self.ui.landmarkSnapshotPathLineEdit.enabled = source == "KNEEL snapshot"
         busy = self._monitor is not None and self._monitor.busy
         self.ui.detectButton.enabled = bool(p.inputVolume) and not busy
-        self.ui.batchDetectButton.enabled = (_isSet(p.batchInputFolder) and _isSet(p.batchOutputFolder)
-                                             and not busy)
+        folders = path_is_set(p.batchInputFolder) and path_is_set(p.batchOutputFolder)
+        self.ui.batchDetectButton.enabled = folders and not busy
         self.ui.evaluateButton.enabled = bool(p.detectedLandmarks and p.groundTruthLandmarks)
 
     def _model(self):
@@ -188,7 +185,7 @@ class KneeLandmarksLogic(ScriptedLoadableModuleLogic):
         if source == MODEL_SOURCES[0]:
             path = default_model_path()
         else:
-            if modelPath is None or not _isSet(pathlib.Path(modelPath)):
+            if modelPath is None or not path_is_set(modelPath):
                 raise InputError("model file", "no file name given")
             path = pathlib.Path(modelPath)
         if source == "KNEEL snapshot":

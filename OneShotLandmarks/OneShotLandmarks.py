@@ -17,6 +17,7 @@ import slicer
 import vtk
 from LandmarkCoreLib import slicer_support
 from LandmarkCoreLib.errors import InputError
+from LandmarkCoreLib.slicer_support import path_is_set
 from OneShotLandmarksLib.config import TrainingConfig
 from slicer import (
     vtkMRMLMarkupsFiducialNode,
@@ -173,10 +174,6 @@ TRAINING_SETTINGS = {
 }
 
 
-def _isSet(path: pathlib.Path) -> bool:
-    return str(path) not in ("", ".")
-
-
 #
 # OneShotLandmarksWidget
 #
@@ -250,14 +247,14 @@ class OneShotLandmarksWidget(
             selector.blockSignals(wasBlocked)
         busy = self._monitor is not None and self._monitor.busy
         canTrain = bool(p.referenceVolume and p.referenceLandmarks and p.referenceSegmentID
-                        and p.validationVolume and p.validationSegmentID and _isSet(p.modelPath))
+                        and p.validationVolume and p.validationSegmentID and path_is_set(p.modelPath))
         self.ui.trainButton.enabled = canTrain and not busy
         self.ui.trainButton.toolTip = ("Train in a background process." if canTrain else
                                        "Select reference volume, landmarks, SOI segment, validation volume "
                                        "and segment, and a model file name.")
         self.ui.detectButton.enabled = bool(p.targetVolume and self.logic.model) and not busy
-        self.ui.batchDetectButton.enabled = (_isSet(p.batchInputFolder) and _isSet(p.batchOutputFolder)
-                                             and _isSet(p.modelPath) and not busy)
+        folders = path_is_set(p.batchInputFolder) and path_is_set(p.batchOutputFolder)
+        self.ui.batchDetectButton.enabled = folders and path_is_set(p.modelPath) and not busy
         self.ui.evaluateButton.enabled = bool(p.detectedLandmarks and p.groundTruthLandmarks)
 
     # -- actions ------------------------------------------------------------------------------
@@ -475,7 +472,7 @@ class OneShotLandmarksLogic(ScriptedLoadableModuleLogic):
         """Load a one-shot model file (ModelFileError for a corrupt file or another module's model)."""
         from OneShotLandmarksLib.model import OneShotModel
 
-        if not _isSet(pathlib.Path(path)):
+        if not path_is_set(path):
             raise InputError("model file", "no file name given")
         self.model = OneShotModel.load(path)
         self.modelPath = pathlib.Path(path)
@@ -514,7 +511,7 @@ class OneShotLandmarksLogic(ScriptedLoadableModuleLogic):
         from LandmarkCoreLib.images import write_image
         from LandmarkCoreLib.landmarks import write_landmarks
 
-        if not _isSet(pathlib.Path(modelPath)):
+        if not path_is_set(modelPath):
             raise InputError("model file", "no file name given")
         reference, landmarks, referenceSoi, validation, validationSoi = self.trainingInputs(
             referenceVolume, referenceLandmarks, referenceSegmentation, referenceSegmentID,

@@ -109,6 +109,11 @@ def start_cli_task(
 
 
 # -- scene helpers ----------------------------------------------------------------------------
+def path_is_set(path: Any) -> bool:
+    """A path parameter the user has filled in (the parameter node stores an unset path as '.')."""
+    return str(path) not in ("", ".")
+
+
 def scene_of(*nodes: object) -> Any:
     """The MRML scene the given nodes live in (the first node that has one)."""
     for node in nodes:
