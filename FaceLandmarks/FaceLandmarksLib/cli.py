@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import torch
-from LandmarkCoreLib.errors import LandmarkError
+from LandmarkCoreLib.commandline import run_command
 from LandmarkCoreLib.evaluation import add_evaluate_arguments, run_evaluate
 from LandmarkCoreLib.progress import CancelToken, json_lines_progress, tqdm_progress
 
@@ -232,24 +232,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
-    try:
-        if args.command == "train-source":
-            _run_train_source(args)
-        elif args.command == "train":
-            _run_train(args)
-        elif args.command == "detect":
-            return _run_detect(args)
-        elif args.command == "import-vggface2":
-            _run_import(args)
-        else:
-            run_evaluate(args)
-    except LandmarkError as exc:
-        print(f"face-landmarks: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("face-landmarks: interrupted; the last checkpoint is kept", file=sys.stderr)
-        return 130
-    return 0
+    commands = {
+        "train-source": _run_train_source,
+        "train": _run_train,
+        "detect": _run_detect,
+        "import-vggface2": _run_import,
+        "evaluate": run_evaluate,
+    }
+    return run_command("face-landmarks", lambda: commands[args.command](args))
 
 
 if __name__ == "__main__":

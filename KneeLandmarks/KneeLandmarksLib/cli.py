@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from LandmarkCoreLib.errors import LandmarkError
+from LandmarkCoreLib.commandline import run_command
 from LandmarkCoreLib.evaluation import add_evaluate_arguments, run_evaluate
 from LandmarkCoreLib.progress import CancelToken, json_lines_progress, tqdm_progress
 
@@ -198,19 +198,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        if args.command == "train":
-            _run_train(args)
-        elif args.command == "detect":
-            _run_detect(args)
-        elif args.command == "import-kneel":
-            _run_import(args)
-        else:
-            run_evaluate(args)
-    except LandmarkError as exc:
-        print(f"knee-landmarks: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    commands = {
+        "train": _run_train,
+        "detect": _run_detect,
+        "import-kneel": _run_import,
+        "evaluate": run_evaluate,
+    }
+    return run_command("knee-landmarks", lambda: commands[args.command](args))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 from LandmarkCoreLib.atomic import write_text_atomic
+from LandmarkCoreLib.commandline import run_command
 from LandmarkCoreLib.errors import LandmarkError
 from LandmarkCoreLib.evaluation import add_evaluate_arguments, run_evaluate
 from LandmarkCoreLib.images import read_image
@@ -166,17 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
     detect.set_defaults(run=_detect)
     evaluate = sub.add_parser("evaluate", help="score predictions against truth landmarks")
     add_evaluate_arguments(evaluate)
-    evaluate.set_defaults(run=lambda args: (run_evaluate(args), 0)[1])
+    evaluate.set_defaults(run=run_evaluate)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except LandmarkError as exc:
-        print(f"oneshot-landmarks: error: {exc}", file=sys.stderr)
-        return 2
+    return run_command("oneshot-landmarks", lambda: args.run(args))
 
 
 if __name__ == "__main__":
