@@ -17,7 +17,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +67,11 @@ def load_scores(work: Path) -> dict[str, dict]:
     }
 
 
+def base_config(args) -> TargetConfig:
+    """The target-training settings every run of the grid shares."""
+    return TargetConfig(steps=args.steps, batch_size=args.batch_size, checkpoint_every=200)
+
+
 def grid(args, work: Path, source_path: Path | None) -> dict[str, dict]:
     """Train and score every (labels, seed, method) run not yet scored; one file per run."""
     source = load_model_file(source_path, "face-source") if source_path is not None else None
@@ -78,7 +83,7 @@ def grid(args, work: Path, source_path: Path | None) -> dict[str, dict]:
                 key = run_key(method, labels, seed, args.steps)
                 if score_file(work, key).is_file() or args.report_only:
                     continue
-                config = TargetConfig(method=method, n_labels=labels, seed=seed, steps=args.steps)
+                config = replace(base_config(args), method=method, n_labels=labels, seed=seed)
                 started = time.time()
                 model = train_target(
                     train, config, work / f"{method}_{labels}_{seed}_{args.steps}.pt", source, log=log
@@ -252,6 +257,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--steps", type=int, default=TargetConfig.steps)
+    parser.add_argument("--batch-size", type=int, default=TargetConfig.batch_size)
     parser.add_argument(
         "--input-size", type=int, default=SourceConfig.input_size, help="input size without source"
     )
@@ -295,7 +301,7 @@ def main(argv=None) -> int:
                 f"Source: `{source_path.name}`, {source_config['architecture']}, "
                 f"identity accuracy on the test split {source_config.get('metrics')}.\n"
             )
-        sections.append(f"Target config {asdict(TargetConfig())} (method/labels/seed/steps vary).\n")
+        sections.append(f"Target config {asdict(base_config(args))} (method, labels and seed vary).\n")
         sections.append(grid_table(grid(args, args.work, source_path), args))
     if args.model is not None and Path(args.model).is_file():
         sections.append(pipeline_comparison(args))

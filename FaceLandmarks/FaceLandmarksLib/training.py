@@ -308,7 +308,7 @@ def train_target(
     output = Path(output)
     if method.needs_source and source_model is None:
         raise InputError("source model", f"method {method.name} starts from a source model; none was given")
-    source = build_source(source_model) if method.needs_source else None
+    source = build_source(source_model).to(memory_format=torch.channels_last) if method.needs_source else None
     input_size = source_model.config["input_size"] if source_model is not None else None
     input_size = input_size or int(round(train.images.shape[-1] / CACHE_CONTEXT))
     n_points = train.points.shape[1]
@@ -320,7 +320,8 @@ def train_target(
         "box_margin": BOX_MARGIN,
         "training": asdict(config),
     }
-    network = build_network(model_config)
+    # channels_last: measured 15 % faster training steps on this CPU (bf16 autocast was slower)
+    network = build_network(model_config).to(memory_format=torch.channels_last)
     frozen = []
     if source is not None:
         init_from_source(network, source)
@@ -349,6 +350,7 @@ def train_target(
             module.eval()
         batch = subset[torch.randint(len(subset), (config.batch_size,), generator=generator)]
         images, points = augment_batch(train.images[batch], train.points[batch], input_size, generator)
+        images = images.contiguous(memory_format=torch.channels_last)
         _set_lr(optimizer, poly_lr(config.learning_rate, step, config.steps))
         loss, parts = _step_loss(network, source, method, images, points, config)
         optimizer.zero_grad(set_to_none=True)
