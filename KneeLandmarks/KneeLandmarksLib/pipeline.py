@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 import torch
+from LandmarkCoreLib.device import fold_batch_norm
 from LandmarkCoreLib.errors import InputError, ModelFileError
 from LandmarkCoreLib.images import index_to_physical
 from LandmarkCoreLib.landmarks import LandmarkSet
@@ -98,7 +99,7 @@ def _network(net_config: dict, state: dict | list[dict], path, name: str) -> nn.
     else:
         network = load_into_network(state, net_config, f"model file '{path}' {name}")
     # channels-last convolutions measured ~20 % faster on this CPU (benchmarks/knee_benchmark.py)
-    return network.eval().to(memory_format=torch.channels_last)
+    return fold_batch_norm(network.eval()).to(memory_format=torch.channels_last)
 
 
 def prepare_image(

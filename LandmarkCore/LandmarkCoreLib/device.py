@@ -37,3 +37,22 @@ def torch_threads(count: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def fold_batch_norm(network: torch.nn.Module) -> torch.nn.Module:
+    """Fold every BatchNorm2d that directly follows a Conv2d in an ``nn.Sequential`` into that
+    convolution, in place, for inference (one layer less per pair; the network must be in eval mode).
+
+    Pairs written as separate attributes (e.g. ResNet's conv1/bn1) are left as they are.
+    """
+    if network.training:
+        raise ValueError("fold_batch_norm needs a network in eval mode (it bakes in the running statistics)")
+    for module in network.modules():
+        if not isinstance(module, torch.nn.Sequential):
+            continue
+        for i in range(len(module) - 1):
+            conv, norm = module[i], module[i + 1]
+            if isinstance(conv, torch.nn.Conv2d) and isinstance(norm, torch.nn.BatchNorm2d):
+                module[i] = torch.nn.utils.fusion.fuse_conv_bn_eval(conv, norm)
+                module[i + 1] = torch.nn.Identity()
+    return network

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import SimpleITK as sitk
 import torch
+from LandmarkCoreLib.device import fold_batch_norm
 from LandmarkCoreLib.errors import LandmarkError
 from LandmarkCoreLib.progress import CancelToken, ProgressCallback, no_progress
 
@@ -33,8 +35,9 @@ class LocalizationResult:
 
 
 def network_predictor(net: torch.nn.Module, device: torch.device, batch: int = 64) -> SlicePredictor:
-    """Batched inference of the U-Net; channels_last measured 1.3-2x faster on this CPU."""
-    net = net.to(device).eval()
+    """Batched inference of (a copy of) the U-Net with its batch norms folded; channels_last measured
+    1.3-2x faster on this CPU."""
+    net = fold_batch_norm(copy.deepcopy(net).to(device).eval())
     channels_last = device.type == "cpu"
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
