@@ -32,8 +32,8 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 
 CITATION = (
-    "Z. Fu, J. Jiao, M. Suttie, J. A. Noble, \"Cross-Task Representation Learning for Anatomical "
-    "Landmark Detection\", MICCAI Workshop on Machine Learning in Medical Imaging (MLMI) 2020."
+    'Z. Fu, J. Jiao, M. Suttie, J. A. Noble, "Cross-Task Representation Learning for Anatomical '
+    'Landmark Detection", MICCAI Workshop on Machine Learning in Medical Imaging (MLMI) 2020.'
 )
 FACE_REGIONS = ("whole image", "ROI")
 MODEL_SOURCES = ("bundled", "model file")
@@ -41,6 +41,7 @@ MODEL_SOURCES = ("bundled", "model file")
 
 #: Packages the Lib needs beyond torch and what Slicer ships (import name: pip name).
 LIB_PACKAGES = {"PIL": "pillow"}
+
 
 class FaceLandmarks(ScriptedLoadableModule):
     def __init__(self, parent):
@@ -96,7 +97,9 @@ class FaceLandmarksWidget(
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = FaceLandmarksLogic()
         self._monitor = slicer_support.TaskMonitor(
-            self.ui.progressBar, self.ui.statusLabel, self.ui.cancelButton,
+            self.ui.progressBar,
+            self.ui.statusLabel,
+            self.ui.cancelButton,
             busy_widgets=[self.ui.detectButton, self.ui.batchDetectButton],
         )
         self.observeSceneClose()
@@ -129,8 +132,10 @@ class FaceLandmarksWidget(
             node = self.logic.detect(model, p.inputVolume, roi, p.outputLandmarks)
             p.outputLandmarks = node
             p.detectedLandmarks = node
-            self._monitor.status(f"{node.GetNumberOfControlPoints()} landmarks in '{node.GetName()}'. "
-                                 + slicer_support.device_notice("auto"))
+            self._monitor.status(
+                f"{node.GetNumberOfControlPoints()} landmarks in '{node.GetName()}'. "
+                + slicer_support.device_notice("auto")
+            )
 
     def onBatchDetect(self) -> None:
         if not slicer_support.ensure_dependencies(self.moduleName, LIB_PACKAGES):
@@ -144,8 +149,9 @@ class FaceLandmarksWidget(
     def onEvaluate(self) -> None:
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay("Evaluation failed.", waitCursor=True):
-            table, mean = slicer_support.evaluate_markups(p.detectedLandmarks, p.groundTruthLandmarks,
-                                                          p.errorTable)
+            table, mean = slicer_support.evaluate_markups(
+                p.detectedLandmarks, p.groundTruthLandmarks, p.errorTable
+            )
             p.errorTable = table
             self.ui.evaluationResultLabel.text = (
                 f"Mean radial error {mean:.2f} mm (table '{table.GetName()}')."
@@ -214,8 +220,11 @@ class FaceLandmarksLogic(ScriptedLoadableModuleLogic):
         box = self.faceBox(roiNode) if roiNode is not None else None
         detection = detect_landmarks(model, volume_node_to_image(inputVolume, dimension=2), box, what=what)
         if detection.flagged_no_face and not keepFlagged:
-            raise InputError(what, f"no face found in the face region (mean heatmap peak "
-                             f"{detection.peak_confidence.mean():.2f}); draw a face ROI around the face")
+            raise InputError(
+                what,
+                f"no face found in the face region (mean heatmap peak "
+                f"{detection.peak_confidence.mean():.2f}); draw a face ROI around the face",
+            )
         return slicer_support.landmarks_into_node(detection.landmarks, inputVolume, outputNode)
 
     def startBatchDetection(self, inputFolder, outputFolder):
@@ -233,13 +242,19 @@ class FaceLandmarksLogic(ScriptedLoadableModuleLogic):
 
         def finish(result):
             written = sum((outputFolder / f"{path.name.split('.')[0]}.mrk.json").is_file() for path in images)
-            return (f"{written} of {len(images)} photographs: landmarks written to {outputFolder}"
-                    + (f"; {len(images) - written} without a face." if written < len(images) else "."))
+            return f"{written} of {len(images)} photographs: landmarks written to {outputFolder}" + (
+                f"; {len(images) - written} without a face." if written < len(images) else "."
+            )
 
         arguments = ["-m", self.modelPath, "-o", outputFolder, *images]
-        return slicer_support.start_cli_task(self.CLI_MODULE, "detect", arguments,
-                                             [FaceLandmarksLib, LandmarkCoreLib], finish,
-                                             success_codes=(0, 3))
+        return slicer_support.start_cli_task(
+            self.CLI_MODULE,
+            "detect",
+            arguments,
+            [FaceLandmarksLib, LandmarkCoreLib],
+            finish,
+            success_codes=(0, 3),
+        )
 
 
 class FaceLandmarksTest(ScriptedLoadableModuleTest):

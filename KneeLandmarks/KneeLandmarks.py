@@ -31,14 +31,15 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 
 CITATION = (
-    "A. Tiulpin, I. Melekhov, S. Saarakkala, \"KNEEL: Knee Anatomical Landmark Localization Using "
-    "Hourglass Networks\", ICCV Workshops 2019."
+    'A. Tiulpin, I. Melekhov, S. Saarakkala, "KNEEL: Knee Anatomical Landmark Localization Using '
+    'Hourglass Networks", ICCV Workshops 2019.'
 )
 MODEL_SOURCES = ("bundled cephalometric", "model file", "KNEEL snapshot")
 
 
 #: Packages the Lib needs beyond torch and what Slicer ships (import name: pip name).
 LIB_PACKAGES = {"PIL": "pillow"}
+
 
 class KneeLandmarks(ScriptedLoadableModule):
     def __init__(self, parent):
@@ -95,7 +96,9 @@ class KneeLandmarksWidget(
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = KneeLandmarksLogic()
         self._monitor = slicer_support.TaskMonitor(
-            self.ui.progressBar, self.ui.statusLabel, self.ui.cancelButton,
+            self.ui.progressBar,
+            self.ui.statusLabel,
+            self.ui.cancelButton,
             busy_widgets=[self.ui.detectButton, self.ui.batchDetectButton],
         )
         self.observeSceneClose()
@@ -148,8 +151,9 @@ class KneeLandmarksWidget(
     def onEvaluate(self) -> None:
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay("Evaluation failed.", waitCursor=True):
-            table, mean = slicer_support.evaluate_markups(p.detectedLandmarks, p.groundTruthLandmarks,
-                                                          p.errorTable)
+            table, mean = slicer_support.evaluate_markups(
+                p.detectedLandmarks, p.groundTruthLandmarks, p.errorTable
+            )
             p.errorTable = table
             self.ui.evaluationResultLabel.text = (
                 f"Mean radial error {mean:.2f} mm (table '{table.GetName()}')."
@@ -164,8 +168,20 @@ class KneeLandmarksLogic(ScriptedLoadableModuleLogic):
     """
 
     CLI_MODULE = "KneeLandmarksLib.cli"
-    IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm", ".nrrd", ".nii", ".nii.gz",
-                      ".mha", ".mhd")
+    IMAGE_SUFFIXES = (
+        ".png",
+        ".jpg",
+        ".jpeg",
+        ".tif",
+        ".tiff",
+        ".bmp",
+        ".dcm",
+        ".nrrd",
+        ".nii",
+        ".nii.gz",
+        ".mha",
+        ".mhd",
+    )
 
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
@@ -175,8 +191,13 @@ class KneeLandmarksLogic(ScriptedLoadableModuleLogic):
     def getParameterNode(self):
         return KneeLandmarksParameterNode(super().getParameterNode())
 
-    def loadModel(self, source: str = MODEL_SOURCES[0], modelPath=None, roiSnapshotFolder=None,
-                  landmarkSnapshotFolder=None):
+    def loadModel(
+        self,
+        source: str = MODEL_SOURCES[0],
+        modelPath=None,
+        roiSnapshotFolder=None,
+        landmarkSnapshotFolder=None,
+    ):
         """The bundled model, a model file, or KNEEL snapshot folders imported into ``modelPath``."""
         from KneeLandmarksLib.pipeline import KneeModel, default_model_path
 
@@ -191,8 +212,10 @@ class KneeLandmarksLogic(ScriptedLoadableModuleLogic):
         if source == "KNEEL snapshot":
             from KneeLandmarksLib.kneel_import import import_kneel_snapshots
 
-            for folder, what in ((roiSnapshotFolder, "KNEEL ROI snapshot folder"),
-                                 (landmarkSnapshotFolder, "KNEEL landmark snapshot folder")):
+            for folder, what in (
+                (roiSnapshotFolder, "KNEEL ROI snapshot folder"),
+                (landmarkSnapshotFolder, "KNEEL landmark snapshot folder"),
+            ):
                 if folder is None or not pathlib.Path(folder).is_dir():
                     raise InputError(what, f"'{folder}' is not a folder")
             import_kneel_snapshots(roiSnapshotFolder, landmarkSnapshotFolder, path)
@@ -228,8 +251,12 @@ class KneeLandmarksLogic(ScriptedLoadableModuleLogic):
         outputFolder = pathlib.Path(outputFolder)
         arguments = ["-m", self.modelPath, "-o", outputFolder, *images]
         return slicer_support.start_cli_task(
-            self.CLI_MODULE, "detect", arguments, [KneeLandmarksLib, LandmarkCoreLib],
-            finish=lambda result: f"{len(images)} images: landmarks written to {outputFolder}.")
+            self.CLI_MODULE,
+            "detect",
+            arguments,
+            [KneeLandmarksLib, LandmarkCoreLib],
+            finish=lambda result: f"{len(images)} images: landmarks written to {outputFolder}.",
+        )
 
 
 class KneeLandmarksTest(ScriptedLoadableModuleTest):
@@ -245,8 +272,9 @@ class KneeLandmarksTest(ScriptedLoadableModuleTest):
     def test_BundledModelDetects(self) -> None:
         import numpy as np
 
-        volume = slicer.util.addVolumeFromArray(np.random.default_rng(0).integers(0, 255, (1, 1200, 1000),
-                                                                                  dtype=np.uint8))
+        volume = slicer.util.addVolumeFromArray(
+            np.random.default_rng(0).integers(0, 255, (1, 1200, 1000), dtype=np.uint8)
+        )
         volume.SetSpacing(0.1, 0.1, 1.0)
         logic = KneeLandmarksLogic()
         model = logic.loadModel()

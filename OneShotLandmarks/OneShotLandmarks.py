@@ -35,18 +35,19 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 
 CITATION = (
-    "Z. Wang, C. Vandersteen, C. Raffaelli, N. Guevara, F. Patou, H. Delingette, \"One-shot "
-    "learning for landmarks detection\", MICCAI 2021 Workshop on Data Augmentation, Labeling, and "
+    'Z. Wang, C. Vandersteen, C. Raffaelli, N. Guevara, F. Patou, H. Delingette, "One-shot '
+    'learning for landmarks detection", MICCAI 2021 Workshop on Data Augmentation, Labeling, and '
     "Imperfections (DALI), pp. 163-172."
 )
 MOUSE_DATA_CITATION = (
-    "A. M. Maga, N. J. Tustison, B. B. Avants, \"A population level atlas of Mus musculus craniofacial "
-    "skeleton and automated image-based shape analysis\", J Anat 231:433-443 (2017)."
+    'A. M. Maga, N. J. Tustison, B. B. Avants, "A population level atlas of Mus musculus craniofacial '
+    'skeleton and automated image-based shape analysis", J Anat 231:433-443 (2017).'
 )
 
 
 #: Packages the Lib needs beyond torch and what Slicer ships (import name: pip name).
 LIB_PACKAGES = {"matplotlib": "matplotlib"}
+
 
 #
 # OneShotLandmarks
@@ -197,9 +198,15 @@ class OneShotLandmarksWidget(
         self.logic = OneShotLandmarksLogic()
 
         self._monitor = slicer_support.TaskMonitor(
-            self.ui.progressBar, self.ui.statusLabel, self.ui.cancelButton,
-            busy_widgets=[self.ui.trainButton, self.ui.detectButton, self.ui.batchDetectButton,
-                          self.ui.loadModelButton],
+            self.ui.progressBar,
+            self.ui.statusLabel,
+            self.ui.cancelButton,
+            busy_widgets=[
+                self.ui.trainButton,
+                self.ui.detectButton,
+                self.ui.batchDetectButton,
+                self.ui.loadModelButton,
+            ],
         )
         self.observeSceneClose()
 
@@ -207,8 +214,9 @@ class OneShotLandmarksWidget(
         for selector in (self.ui.referenceSegmentSelector, self.ui.validationSegmentSelector):
             selector.connect("currentNodeChanged(vtkMRMLNode*)", self._segmentSelectionToParameters)
             selector.connect("currentSegmentChanged(QString)", self._segmentSelectionToParameters)
-        self.ui.referenceLandmarksSelector.connect("currentNodeChanged(vtkMRMLNode*)",
-                                                   self.ui.referenceLandmarksPlaceWidget.setCurrentNode)
+        self.ui.referenceLandmarksSelector.connect(
+            "currentNodeChanged(vtkMRMLNode*)", self.ui.referenceLandmarksPlaceWidget.setCurrentNode
+        )
 
         self.ui.trainButton.connect("clicked(bool)", self.onTrain)
         self.ui.loadModelButton.connect("clicked(bool)", self.onLoadModel)
@@ -246,12 +254,21 @@ class OneShotLandmarksWidget(
             selector.setCurrentSegmentID(segment)
             selector.blockSignals(wasBlocked)
         busy = self._monitor is not None and self._monitor.busy
-        canTrain = bool(p.referenceVolume and p.referenceLandmarks and p.referenceSegmentID
-                        and p.validationVolume and p.validationSegmentID and path_is_set(p.modelPath))
+        canTrain = bool(
+            p.referenceVolume
+            and p.referenceLandmarks
+            and p.referenceSegmentID
+            and p.validationVolume
+            and p.validationSegmentID
+            and path_is_set(p.modelPath)
+        )
         self.ui.trainButton.enabled = canTrain and not busy
-        self.ui.trainButton.toolTip = ("Train in a background process." if canTrain else
-                                       "Select reference volume, landmarks, SOI segment, validation volume "
-                                       "and segment, and a model file name.")
+        self.ui.trainButton.toolTip = (
+            "Train in a background process."
+            if canTrain
+            else "Select reference volume, landmarks, SOI segment, validation volume "
+            "and segment, and a model file name."
+        )
         self.ui.detectButton.enabled = bool(p.targetVolume and self.logic.model) and not busy
         folders = path_is_set(p.batchInputFolder) and path_is_set(p.batchOutputFolder)
         self.ui.batchDetectButton.enabled = folders and path_is_set(p.modelPath) and not busy
@@ -270,9 +287,17 @@ class OneShotLandmarksWidget(
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay("Training cannot start.", waitCursor=True):
             task = self.logic.startTraining(
-                p.referenceVolume, p.referenceLandmarks, p.referenceSegmentation, p.referenceSegmentID,
-                p.validationVolume, p.validationSegmentation, p.validationSegmentID,
-                modelPath=p.modelPath, settings=self.logic.trainingSettings(p), device=p.device, seed=p.seed,
+                p.referenceVolume,
+                p.referenceLandmarks,
+                p.referenceSegmentation,
+                p.referenceSegmentID,
+                p.validationVolume,
+                p.validationSegmentation,
+                p.validationSegmentID,
+                modelPath=p.modelPath,
+                settings=self.logic.trainingSettings(p),
+                device=p.device,
+                seed=p.seed,
             )
             self._monitor.run(task, f"Training... {self._deviceNotice()}", self._onModelReady)
 
@@ -293,8 +318,9 @@ class OneShotLandmarksWidget(
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay("Detection cannot start.", waitCursor=True):
             task = self.logic.startDetection(p.targetVolume, method=p.method, device=p.device)
-            self._monitor.run(task, f"Detecting on {p.targetVolume.GetName()}... {self._deviceNotice()}",
-                              self._onDetected)
+            self._monitor.run(
+                task, f"Detecting on {p.targetVolume.GetName()}... {self._deviceNotice()}", self._onDetected
+            )
 
     def _onDetected(self, markupsNode) -> None:
         self._parameterNode.detectedLandmarks = markupsNode
@@ -318,15 +344,17 @@ class OneShotLandmarksWidget(
             return
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay("Batch detection cannot start.", waitCursor=True):
-            task = self.logic.startBatchDetection(p.modelPath, p.batchInputFolder, p.batchOutputFolder,
-                                                  method=p.method, device=p.device)
+            task = self.logic.startBatchDetection(
+                p.modelPath, p.batchInputFolder, p.batchOutputFolder, method=p.method, device=p.device
+            )
             self._monitor.run(task, f"Batch detection... {self._deviceNotice()}", self._monitor.status)
 
     def onEvaluate(self) -> None:
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay("Evaluation failed.", waitCursor=True):
-            table, mean = slicer_support.evaluate_markups(p.detectedLandmarks, p.groundTruthLandmarks,
-                                                          p.errorTable)
+            table, mean = slicer_support.evaluate_markups(
+                p.detectedLandmarks, p.groundTruthLandmarks, p.errorTable
+            )
             p.errorTable = table
             self.ui.evaluationResultLabel.text = (
                 f"Mean radial error {mean:.3f} mm (table '{table.GetName()}')."
@@ -371,8 +399,16 @@ class OneShotLandmarksLogic(ScriptedLoadableModuleLogic):
             raise InputError(f"{what} segment", "no segment selected")
         return segment_to_mask(segmentationNode, segmentID, volumeNode)
 
-    def trainingInputs(self, referenceVolume, referenceLandmarks, referenceSegmentation, referenceSegmentID,
-                       validationVolume, validationSegmentation, validationSegmentID) -> tuple:
+    def trainingInputs(
+        self,
+        referenceVolume,
+        referenceLandmarks,
+        referenceSegmentation,
+        referenceSegmentID,
+        validationVolume,
+        validationSegmentation,
+        validationSegmentID,
+    ) -> tuple:
         """(reference image, landmarks, reference SOI, validation image, validation SOI), all checked."""
         from LandmarkCoreLib.mrml_bridge import markups_node_to_landmarks, volume_node_to_image
 
@@ -381,11 +417,13 @@ class OneShotLandmarksLogic(ScriptedLoadableModuleLogic):
         slicer_support.require_node(validationVolume, "validation volume")
         landmarks = markups_node_to_landmarks(referenceLandmarks)
         reference = volume_node_to_image(referenceVolume)
-        referenceSoi = self._soiMask(referenceSegmentation, referenceSegmentID, referenceVolume,
-                                     "reference SOI")
+        referenceSoi = self._soiMask(
+            referenceSegmentation, referenceSegmentID, referenceVolume, "reference SOI"
+        )
         validation = volume_node_to_image(validationVolume)
-        validationSoi = self._soiMask(validationSegmentation, validationSegmentID, validationVolume,
-                                      "validation SOI")
+        validationSoi = self._soiMask(
+            validationSegmentation, validationSegmentID, validationVolume, "validation SOI"
+        )
         return reference, landmarks, referenceSoi, validation, validationSoi
 
     @staticmethod
@@ -425,8 +463,9 @@ class OneShotLandmarksLogic(ScriptedLoadableModuleLogic):
         ijkToRas = vtk.vtkMatrix4x4()
         scalar.GetIJKToRASMatrix(ijkToRas)
         labelmap.SetIJKToRASMatrix(ijkToRas)
-        segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode",
-                                               name or f"{volumeNode.GetName()} SOI")
+        segmentation = scene.AddNewNodeByClass(
+            "vtkMRMLSegmentationNode", name or f"{volumeNode.GetName()} SOI"
+        )
         segmentation.SetReferenceImageGeometryParameterFromVolumeNode(volumeNode)
         slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(labelmap, segmentation)
         scene.RemoveNode(labelmap)
@@ -436,16 +475,35 @@ class OneShotLandmarksLogic(ScriptedLoadableModuleLogic):
         return segmentation, segmentation.GetSegmentation().GetNthSegmentID(0)
 
     # -- in-process ---------------------------------------------------------------------------
-    def train(self, referenceVolume, referenceLandmarks, referenceSegmentation, referenceSegmentID,
-              validationVolume, validationSegmentation, validationSegmentID, settings: dict | None = None,
-              device: str = "auto", seed: int = 0, modelPath=None, progress=None, cancel=None):
+    def train(
+        self,
+        referenceVolume,
+        referenceLandmarks,
+        referenceSegmentation,
+        referenceSegmentID,
+        validationVolume,
+        validationSegmentation,
+        validationSegmentID,
+        settings: dict | None = None,
+        device: str = "auto",
+        seed: int = 0,
+        modelPath=None,
+        progress=None,
+        cancel=None,
+    ):
         """Train a model on the given nodes (blocking); saved to ``modelPath`` when given."""
         from LandmarkCoreLib.progress import no_progress
         from OneShotLandmarksLib.pipeline import train_model
 
-        inputs = self.trainingInputs(referenceVolume, referenceLandmarks, referenceSegmentation,
-                                     referenceSegmentID, validationVolume, validationSegmentation,
-                                     validationSegmentID)
+        inputs = self.trainingInputs(
+            referenceVolume,
+            referenceLandmarks,
+            referenceSegmentation,
+            referenceSegmentID,
+            validationVolume,
+            validationSegmentation,
+            validationSegmentID,
+        )
         config = self.trainingConfig(settings, device, seed)
         model = train_model(*inputs, config=config, progress=progress or no_progress, cancel=cancel)
         if modelPath:
@@ -454,8 +512,16 @@ class OneShotLandmarksLogic(ScriptedLoadableModuleLogic):
         self.model = model
         return model
 
-    def detect(self, targetVolume, model=None, method: str = "oneshot", outputNode=None, device: str = "auto",
-               progress=None, cancel=None):
+    def detect(
+        self,
+        targetVolume,
+        model=None,
+        method: str = "oneshot",
+        outputNode=None,
+        device: str = "auto",
+        progress=None,
+        cancel=None,
+    ):
         """Detect the model's landmarks on ``targetVolume``; returns the markups node (RAS)."""
         from LandmarkCoreLib.mrml_bridge import volume_node_to_image
         from LandmarkCoreLib.progress import no_progress
@@ -463,8 +529,14 @@ class OneShotLandmarksLogic(ScriptedLoadableModuleLogic):
 
         model = self.requireModel(model)
         slicer_support.require_node(targetVolume, "target volume")
-        result = detect_landmarks(model, volume_node_to_image(targetVolume), method=method,
-                                  progress=progress or no_progress, cancel=cancel, device=device)
+        result = detect_landmarks(
+            model,
+            volume_node_to_image(targetVolume),
+            method=method,
+            progress=progress or no_progress,
+            cancel=cancel,
+            device=device,
+        )
         return slicer_support.landmarks_into_node(result.landmarks, targetVolume, outputNode)
 
     # -- model files --------------------------------------------------------------------------
@@ -500,9 +572,20 @@ class OneShotLandmarksLogic(ScriptedLoadableModuleLogic):
 
         return [OneShotLandmarksLib, LandmarkCoreLib]
 
-    def startTraining(self, referenceVolume, referenceLandmarks, referenceSegmentation, referenceSegmentID,
-                      validationVolume, validationSegmentation, validationSegmentID, modelPath,
-                      settings: dict | None = None, device: str = "auto", seed: int = 0):
+    def startTraining(
+        self,
+        referenceVolume,
+        referenceLandmarks,
+        referenceSegmentation,
+        referenceSegmentID,
+        validationVolume,
+        validationSegmentation,
+        validationSegmentID,
+        modelPath,
+        settings: dict | None = None,
+        device: str = "auto",
+        seed: int = 0,
+    ):
         """Write the inputs to a temporary folder and train with the CLI in a child process.
 
         The task's result is the trained model (also loaded into this Logic). Cancel keeps the CLI's
@@ -514,41 +597,70 @@ class OneShotLandmarksLogic(ScriptedLoadableModuleLogic):
         if not path_is_set(modelPath):
             raise InputError("model file", "no file name given")
         reference, landmarks, referenceSoi, validation, validationSoi = self.trainingInputs(
-            referenceVolume, referenceLandmarks, referenceSegmentation, referenceSegmentID,
-            validationVolume, validationSegmentation, validationSegmentID)
+            referenceVolume,
+            referenceLandmarks,
+            referenceSegmentation,
+            referenceSegmentID,
+            validationVolume,
+            validationSegmentation,
+            validationSegmentID,
+        )
         config = self.trainingConfig(settings, device, seed)
         arguments = self._cliTrainingArguments(config)
         folder = slicer_support.work_folder("oneshot-train")
         work = pathlib.Path(folder.name)
-        files = {"reference": work / "reference.nrrd", "reference-soi": work / "reference_soi.nrrd",
-                 "validation": work / "validation.nrrd", "validation-soi": work / "validation_soi.nrrd",
-                 "reference-landmarks": work / "reference.mrk.json"}
-        for key, image in (("reference", reference), ("reference-soi", referenceSoi),
-                           ("validation", validation), ("validation-soi", validationSoi)):
+        files = {
+            "reference": work / "reference.nrrd",
+            "reference-soi": work / "reference_soi.nrrd",
+            "validation": work / "validation.nrrd",
+            "validation-soi": work / "validation_soi.nrrd",
+            "reference-landmarks": work / "reference.mrk.json",
+        }
+        for key, image in (
+            ("reference", reference),
+            ("reference-soi", referenceSoi),
+            ("validation", validation),
+            ("validation-soi", validationSoi),
+        ):
             write_image(files[key], image)
         write_landmarks(files["reference-landmarks"], landmarks)
         arguments += [item for key, path in files.items() for item in (f"--{key}", path)]
         arguments += ["-o", modelPath]
-        return slicer_support.start_cli_task(self.CLI_MODULE, "train", arguments, self._packages(),
-                                             finish=lambda result: self.loadModel(modelPath), folder=folder)
+        return slicer_support.start_cli_task(
+            self.CLI_MODULE,
+            "train",
+            arguments,
+            self._packages(),
+            finish=lambda result: self.loadModel(modelPath),
+            folder=folder,
+        )
 
     @staticmethod
     def _cliTrainingArguments(config) -> list:
         """The CLI's flags for ``config``; a setting the CLI cannot take must keep its default."""
         from OneShotLandmarksLib.config import TrainingConfig
 
-        flags = {"working_spacing_mm": "--spacing", "max_epochs": "--max-epochs", "patience": "--patience",
-                 "volumes_per_epoch": "--volumes-per-epoch", "width": "--width", "seed": "--seed",
-                 "device": "--device"}
+        flags = {
+            "working_spacing_mm": "--spacing",
+            "max_epochs": "--max-epochs",
+            "patience": "--patience",
+            "volumes_per_epoch": "--volumes-per-epoch",
+            "width": "--width",
+            "seed": "--seed",
+            "device": "--device",
+        }
         defaults = TrainingConfig().to_dict()
         arguments = []
         for name, value in config.to_dict().items():
             if name in flags:
                 arguments += [flags[name], value]
             elif value != defaults[name]:
-                raise InputError(f"training setting '{name}'", "background training keeps its default "
-                                 f"({defaults[name]}); use OneShotLandmarksLogic().train() from the Python "
-                                 "console to change it")
+                raise InputError(
+                    f"training setting '{name}'",
+                    "background training keeps its default "
+                    f"({defaults[name]}); use OneShotLandmarksLogic().train() from the Python "
+                    "console to change it",
+                )
         return arguments
 
     def startDetection(self, targetVolume, method: str = "oneshot", device: str = "auto", outputNode=None):
@@ -569,13 +681,24 @@ class OneShotLandmarksLogic(ScriptedLoadableModuleLogic):
             landmarks = read_landmarks(work / "out" / "target.mrk.json", "detected landmarks")
             return slicer_support.landmarks_into_node(landmarks, targetVolume, outputNode)
 
-        arguments = ["-m", self.modelPath, "-o", work / "out", "--method", method, "--device", device,
-                     work / "target.nrrd"]
-        return slicer_support.start_cli_task(self.CLI_MODULE, "detect", arguments, self._packages(), finish,
-                                             folder=folder)
+        arguments = [
+            "-m",
+            self.modelPath,
+            "-o",
+            work / "out",
+            "--method",
+            method,
+            "--device",
+            device,
+            work / "target.nrrd",
+        ]
+        return slicer_support.start_cli_task(
+            self.CLI_MODULE, "detect", arguments, self._packages(), finish, folder=folder
+        )
 
-    def startBatchDetection(self, modelPath, inputFolder, outputFolder, method: str = "oneshot",
-                            device: str = "auto"):
+    def startBatchDetection(
+        self, modelPath, inputFolder, outputFolder, method: str = "oneshot", device: str = "auto"
+    ):
         """Detect on every volume of ``inputFolder`` in a child process; writes to ``outputFolder``.
 
         The task's result is a one-line summary; failed targets are recorded by the CLI without
@@ -618,16 +741,26 @@ class OneShotLandmarksTest(ScriptedLoadableModuleTest):
 
         self.delayDisplay("Loading the mouse skull sample data")
         (reference, referenceLandmarks), (validation, _), (target, targetTruth) = (
-            SampleData.SampleDataLogic().downloadSamples(sample[0]) for sample in MOUSE_SAMPLES)
+            SampleData.SampleDataLogic().downloadSamples(sample[0]) for sample in MOUSE_SAMPLES
+        )
         logic = OneShotLandmarksLogic()
         referenceSoi, referenceSegment = logic.createThresholdSoi(reference)
         validationSoi, validationSegment = logic.createThresholdSoi(validation)
 
         self.delayDisplay("Training with tiny settings")
         with tempfile.TemporaryDirectory() as folder:
-            logic.train(reference, referenceLandmarks, referenceSoi, referenceSegment, validation,
-                        validationSoi, validationSegment, settings=self.TINY, device="cpu",
-                        modelPath=os.path.join(folder, "model.pt"))
+            logic.train(
+                reference,
+                referenceLandmarks,
+                referenceSoi,
+                referenceSegment,
+                validation,
+                validationSoi,
+                validationSegment,
+                settings=self.TINY,
+                device="cpu",
+                modelPath=os.path.join(folder, "model.pt"),
+            )
         self.delayDisplay("Detecting")
         detected = logic.detect(target, device="cpu")
         self.assertEqual(detected.GetNumberOfControlPoints(), referenceLandmarks.GetNumberOfControlPoints())

@@ -103,8 +103,15 @@ def cli_command(
     cli_module: str, subcommand: str, arguments: Sequence[str], python: str | None = None
 ) -> list[str]:
     """``python -m <cli_module> <subcommand> --progress-format jsonl <arguments...>``."""
-    return [python or sys.executable, "-m", cli_module, subcommand, "--progress-format", "jsonl",
-            *map(str, arguments)]
+    return [
+        python or sys.executable,
+        "-m",
+        cli_module,
+        subcommand,
+        "--progress-format",
+        "jsonl",
+        *map(str, arguments),
+    ]
 
 
 class Job:

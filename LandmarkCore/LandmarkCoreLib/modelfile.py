@@ -91,9 +91,7 @@ def save_model_file(path: str | os.PathLike, model: ModelFile) -> None:
         torch.save(payload, tmp)
 
 
-def load_model_file(
-    path: str | os.PathLike, expected_kind: str | tuple[str, ...] | None = None
-) -> ModelFile:
+def load_model_file(path: str | os.PathLike, expected_kind: str | tuple[str, ...] | None = None) -> ModelFile:
     """Read and verify a model file; raise :class:`ModelFileError` naming the file and the fault."""
     path = Path(path)
     if not path.is_file():

@@ -102,8 +102,12 @@ def start_cli_task(
     ``packages`` are the imported packages the child needs on its path (the Lib and LandmarkCoreLib).
     """
     command = jobs.cli_command(cli_module, subcommand, [str(a) for a in arguments], python_executable())
-    job = jobs.Job(command, python_path=jobs.package_python_path(*packages),
-                   name=name or f"{cli_module.split('.')[0]} {subcommand}", success_codes=success_codes)
+    job = jobs.Job(
+        command,
+        python_path=jobs.package_python_path(*packages),
+        name=name or f"{cli_module.split('.')[0]} {subcommand}",
+        success_codes=success_codes,
+    )
     logging.info("Starting: %s", " ".join(command))
     return BackgroundTask(job.start(), finish, folder)
 
@@ -165,8 +169,9 @@ def landmarks_into_node(landmarks: LandmarkSet, volume_node: Any, output_node: A
         set_markups_points(output_node, landmarks)
         return output_node
     scene = scene_of(volume_node)
-    return landmarks_to_markups_node(landmarks, scene,
-                                     scene.GenerateUniqueName(f"{volume_node.GetName()} landmarks"))
+    return landmarks_to_markups_node(
+        landmarks, scene, scene.GenerateUniqueName(f"{volume_node.GetName()} landmarks")
+    )
 
 
 def image_files(folder: Any, suffixes: Sequence[str]) -> list[Path]:
@@ -193,10 +198,12 @@ def evaluate_markups(detected_node: Any, truth_node: Any, table_node: Any = None
 
     require_node(detected_node, "detected landmarks")
     require_node(truth_node, "ground-truth landmarks")
-    labels, errors = radial_errors_by_label(markups_node_to_landmarks(detected_node),
-                                            markups_node_to_landmarks(truth_node))
-    table = new_or_given_node(table_node, scene_of(detected_node), "vtkMRMLTableNode",
-                              f"{detected_node.GetName()} errors")
+    labels, errors = radial_errors_by_label(
+        markups_node_to_landmarks(detected_node), markups_node_to_landmarks(truth_node)
+    )
+    table = new_or_given_node(
+        table_node, scene_of(detected_node), "vtkMRMLTableNode", f"{detected_node.GetName()} errors"
+    )
     return table, fill_error_table(table, labels, errors)
 
 
@@ -332,8 +339,9 @@ class TaskMonitor:
     task ends, ``on_success(value)`` runs, or the error is shown with ``slicer.util.errorDisplay``.
     """
 
-    def __init__(self, progress_bar: Any, status_label: Any, cancel_button: Any,
-                 busy_widgets: Sequence[Any] = ()) -> None:
+    def __init__(
+        self, progress_bar: Any, status_label: Any, cancel_button: Any, busy_widgets: Sequence[Any] = ()
+    ) -> None:
         import qt
 
         self._bar = progress_bar

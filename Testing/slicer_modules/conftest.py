@@ -173,8 +173,12 @@ def _install_stand_ins() -> None:
         importlib.import_module("slicer.ScriptedLoadableModule")
     except ImportError:
         module = types.ModuleType("slicer.ScriptedLoadableModule")
-        for item in (ScriptedLoadableModule, ScriptedLoadableModuleWidget, ScriptedLoadableModuleLogic,
-                     ScriptedLoadableModuleTest):
+        for item in (
+            ScriptedLoadableModule,
+            ScriptedLoadableModuleWidget,
+            ScriptedLoadableModuleLogic,
+            ScriptedLoadableModuleTest,
+        ):
             setattr(module, item.__name__, item)
         sys.modules[module.__name__] = module
         slicer.ScriptedLoadableModule = module

@@ -129,8 +129,16 @@ def test_batch_detection_reports_photographs_without_a_face(photograph, tmp_path
     for name in ("a", "b"):
         shutil.copy(sample.image, folder / f"{name}.jpg")
     torch.manual_seed(0)
-    config = {"architecture": {"type": "resnet-simplebaselines", "n_points": 68, "depth": 18, "width": 8,
-                               "decoder_channels": 8}, "input_size": 32}
+    config = {
+        "architecture": {
+            "type": "resnet-simplebaselines",
+            "n_points": 68,
+            "depth": 18,
+            "width": 8,
+            "decoder_channels": 8,
+        },
+        "input_size": 32,
+    }
     model_path = tmp_path / "random.pt"
     weights = {"state_dict": HeatmapNet(18, 8, 68, 8).state_dict()}
     save_model_file(model_path, ModelFile(MODEL_KIND, config, weights))

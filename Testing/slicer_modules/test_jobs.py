@@ -141,7 +141,15 @@ def test_cli_command_and_python_path():
     import LandmarkCoreLib
 
     command = cli_command("OneShotLandmarksLib.cli", "train", ["--seed", 3], python="/py")
-    assert command == ["/py", "-m", "OneShotLandmarksLib.cli", "train", "--progress-format", "jsonl",
-                       "--seed", "3"]
+    assert command == [
+        "/py",
+        "-m",
+        "OneShotLandmarksLib.cli",
+        "train",
+        "--progress-format",
+        "jsonl",
+        "--seed",
+        "3",
+    ]
     (folder,) = package_python_path(LandmarkCoreLib, LandmarkCoreLib)
     assert folder.endswith("LandmarkCore")

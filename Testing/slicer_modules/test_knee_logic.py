@@ -30,11 +30,17 @@ def random_model_path(tmp_path_factory):
 
     torch.manual_seed(0)
     preset = replace(CEPHALOMETRIC, width=4, depth=2)
-    networks = {"stage1": network_config(preset, TrainConfig(stage=1), 1),
-                "stage2": network_config(preset, TrainConfig(stage=2), len(preset.landmark_names))}
+    networks = {
+        "stage1": network_config(preset, TrainConfig(stage=1), 1),
+        "stage2": network_config(preset, TrainConfig(stage=2), len(preset.landmark_names)),
+    }
     tensors = {name: build_network(config).state_dict() for name, config in networks.items()}
-    config = {"preset": preset.to_config(), "networks": networks, "training": {},
-              "coordinate_convention": "cell-centre"}
+    config = {
+        "preset": preset.to_config(),
+        "networks": networks,
+        "training": {},
+        "coordinate_convention": "cell-centre",
+    }
     path = tmp_path_factory.mktemp("knee") / "random.pt"
     save_model_file(path, ModelFile(MODEL_KIND, config, tensors))
     return path
@@ -99,11 +105,17 @@ def test_bad_input_is_refused_and_leaves_the_scene_unchanged(scene, random_model
     cases = [
         (lambda: logic.detect(model, stack), InputError, "CT stack"),
         (lambda: logic.loadModel("model file", oneshot), ModelFileError, "another module"),
-        (lambda: logic.loadModel("KNEEL snapshot", tmp_path / "imported.pt", tmp_path / "no", tmp_path),
-         InputError, "ROI snapshot"),
+        (
+            lambda: logic.loadModel("KNEEL snapshot", tmp_path / "imported.pt", tmp_path / "no", tmp_path),
+            InputError,
+            "ROI snapshot",
+        ),
         (lambda: logic.loadModel("model file", ""), InputError, "no file name"),
-        (lambda: logic.startBatchDetection(tmp_path / "missing", tmp_path / "out"), InputError,
-         "does not exist"),
+        (
+            lambda: logic.startBatchDetection(tmp_path / "missing", tmp_path / "out"),
+            InputError,
+            "does not exist",
+        ),
     ]
     for action, error, text in cases:
         before = scene_snapshot(scene)

@@ -59,9 +59,19 @@ def case(data_root, tmp_path_factory):
     nodes["landmarks"] = landmarks_to_markups_node(nodes["reference_truth"], scene, f"{REFERENCE} landmarks")
     logic = OneShotLandmarks.OneShotLandmarksLogic()
     model_path = tmp_path_factory.mktemp("oneshot") / "model.pt"
-    logic.train(nodes["reference"], nodes["landmarks"], nodes["reference_seg"], nodes["reference_segment"],
-                nodes["validation"], nodes["validation_seg"], nodes["validation_segment"], settings=TINY,
-                device="cpu", seed=0, modelPath=model_path)
+    logic.train(
+        nodes["reference"],
+        nodes["landmarks"],
+        nodes["reference_seg"],
+        nodes["reference_segment"],
+        nodes["validation"],
+        nodes["validation_seg"],
+        nodes["validation_segment"],
+        settings=TINY,
+        device="cpu",
+        seed=0,
+        modelPath=model_path,
+    )
     yield scene, logic, nodes, model_path
     scene.Clear(1)
     slicer.mrmlScene = previous
@@ -98,8 +108,14 @@ def test_logic_gives_the_engine_exactly_the_files_contents(case, data_root):
 
     scene, logic, nodes, _ = case
     reference, landmarks, soi, validation, validation_soi = logic.trainingInputs(
-        nodes["reference"], nodes["landmarks"], nodes["reference_seg"], nodes["reference_segment"],
-        nodes["validation"], nodes["validation_seg"], nodes["validation_segment"])
+        nodes["reference"],
+        nodes["landmarks"],
+        nodes["reference_seg"],
+        nodes["reference_segment"],
+        nodes["validation"],
+        nodes["validation_seg"],
+        nodes["validation_segment"],
+    )
     for name, image, mask in ((REFERENCE, reference, soi), (VALIDATION, validation, validation_soi)):
         subject = _subject(data_root, name)
         expected = subject.read_image()
@@ -139,8 +155,15 @@ def _expect_unchanged(scene, action, error_type, text):
 
 def test_user_errors_are_typed_and_leave_the_scene_unchanged(case, tmp_path):
     scene, logic, nodes, _ = case
-    train_args = [nodes["reference"], nodes["landmarks"], nodes["reference_seg"], nodes["reference_segment"],
-                  nodes["validation"], nodes["validation_seg"], nodes["validation_segment"]]
+    train_args = [
+        nodes["reference"],
+        nodes["landmarks"],
+        nodes["reference_seg"],
+        nodes["reference_segment"],
+        nodes["validation"],
+        nodes["validation_seg"],
+        nodes["validation_segment"],
+    ]
 
     empty_markups = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "no points")
     args = list(train_args)
@@ -159,8 +182,12 @@ def test_user_errors_are_typed_and_leave_the_scene_unchanged(case, tmp_path):
     foreign = tmp_path / "knee.pt"
     save_model_file(foreign, ModelFile("knee-model", {"labels": []}, {}))
     _expect_unchanged(scene, lambda: logic.loadModel(foreign), ModelFileError, "another module")
-    _expect_unchanged(scene, lambda: logic.startBatchDetection(foreign, tmp_path, tmp_path / "out"),
-                      ModelFileError, "another module")
+    _expect_unchanged(
+        scene,
+        lambda: logic.startBatchDetection(foreign, tmp_path, tmp_path / "out"),
+        ModelFileError,
+        "another module",
+    )
 
 
 def test_target_without_the_structure_is_refused(case):
@@ -172,8 +199,12 @@ def test_target_without_the_structure_is_refused(case):
     blank.SetSpacing((0.2, 0.2, 0.2))
     empty_target = image_to_volume_node(blank, scene, "no skull here")
     # a tiny-trained net may or may not find "something" in it; then no pose matches the reference
-    _expect_unchanged(scene, lambda: logic.detect(empty_target, device="cpu"), LandmarkError,
-                      "SOI|structure|no pose of the target matches")
+    _expect_unchanged(
+        scene,
+        lambda: logic.detect(empty_target, device="cpu"),
+        LandmarkError,
+        "SOI|structure|no pose of the target matches",
+    )
 
 
 def test_background_training_and_detection_through_the_cli(case, tmp_path):
@@ -181,9 +212,18 @@ def test_background_training_and_detection_through_the_cli(case, tmp_path):
     scene, logic, nodes, trained_path = case
     model_path = tmp_path / "background.pt"
     settings = {**TINY, "max_epochs": 1}  # this model is only checked for being written and loaded
-    task = logic.startTraining(nodes["reference"], nodes["landmarks"], nodes["reference_seg"],
-                               nodes["reference_segment"], nodes["validation"], nodes["validation_seg"],
-                               nodes["validation_segment"], model_path, settings=settings, device="cpu")
+    task = logic.startTraining(
+        nodes["reference"],
+        nodes["landmarks"],
+        nodes["reference_seg"],
+        nodes["reference_segment"],
+        nodes["validation"],
+        nodes["validation_seg"],
+        nodes["validation_segment"],
+        model_path,
+        settings=settings,
+        device="cpu",
+    )
     model = task.wait(timeout=600)
     assert model_path.is_file() and model is logic.model
     assert model.landmarks.labels == nodes["landmarks_labels"]
@@ -200,9 +240,17 @@ def test_background_training_and_detection_through_the_cli(case, tmp_path):
     assert np.linalg.norm(_ras(node) - truth, axis=1).mean() < TINY_ERROR_BOUND_MM
 
     with pytest.raises(InputError, match="learning_rate"):
-        logic.startTraining(nodes["reference"], nodes["landmarks"], nodes["reference_seg"],
-                            nodes["reference_segment"], nodes["validation"], nodes["validation_seg"],
-                            nodes["validation_segment"], model_path, settings={"learning_rate": 0.5})
+        logic.startTraining(
+            nodes["reference"],
+            nodes["landmarks"],
+            nodes["reference_seg"],
+            nodes["reference_segment"],
+            nodes["validation"],
+            nodes["validation_seg"],
+            nodes["validation_segment"],
+            model_path,
+            settings={"learning_rate": 0.5},
+        )
 
 
 def test_gui_defaults_are_the_libs_and_background_training_accepts_them(scene):

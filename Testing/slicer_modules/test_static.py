@@ -13,8 +13,19 @@ from module_test_helpers import MODULES, REPO_ROOT
 from PIL import Image
 
 QT_WIDGETS = {
-    "QWidget", "QLabel", "QPushButton", "QCheckBox", "QComboBox", "QSpinBox", "QDoubleSpinBox",
-    "QProgressBar", "QLineEdit", "QGroupBox", "QFrame", "QTextEdit", "QSlider",
+    "QWidget",
+    "QLabel",
+    "QPushButton",
+    "QCheckBox",
+    "QComboBox",
+    "QSpinBox",
+    "QDoubleSpinBox",
+    "QProgressBar",
+    "QLineEdit",
+    "QGroupBox",
+    "QFrame",
+    "QTextEdit",
+    "QSlider",
 }
 LAYOUTS = {"QVBoxLayout", "QHBoxLayout", "QFormLayout", "QGridLayout"}
 
@@ -59,11 +70,16 @@ def test_ui_is_valid_qt_designer_xml(module):
             assert len(cells) == len(set(cells)), f"{layout.get('name')}: two items in one cell"
     for connection in root.iter("connection"):
         assert connection.findtext("sender") in names and connection.findtext("receiver") in names
-    mrml_widgets = [w.get("name") for w in root.iter("widget")
-                    if w.get("class") in ("qMRMLNodeComboBox", "qMRMLSegmentSelectorWidget",
-                                          "qSlicerSimpleMarkupsWidget")]
-    receivers = {c.findtext("receiver") for c in root.iter("connection")
-                 if c.findtext("slot") == "setMRMLScene(vtkMRMLScene*)"}
+    mrml_widgets = [
+        w.get("name")
+        for w in root.iter("widget")
+        if w.get("class") in ("qMRMLNodeComboBox", "qMRMLSegmentSelectorWidget", "qSlicerSimpleMarkupsWidget")
+    ]
+    receivers = {
+        c.findtext("receiver")
+        for c in root.iter("connection")
+        if c.findtext("slot") == "setMRMLScene(vtkMRMLScene*)"
+    }
     assert set(mrml_widgets) <= receivers, "every MRML widget must receive the scene"
 
 
@@ -112,8 +128,11 @@ def test_module_cmake_lists_every_script_and_resource(module):
     resources = cmake_list(cmake, "MODULE_PYTHON_RESOURCES")
     for listed in scripts + resources:
         assert (folder / listed).is_file(), f"{cmake} lists a missing file: {listed}"
-    lib_files = {str(p.relative_to(folder)) for p in (folder / f"{module}Lib").rglob("*.py")
-                 if "__pycache__" not in p.parts}
+    lib_files = {
+        str(p.relative_to(folder))
+        for p in (folder / f"{module}Lib").rglob("*.py")
+        if "__pycache__" not in p.parts
+    }
     assert lib_files | {f"{module}.py"} <= set(scripts), f"not listed: {sorted(lib_files - set(scripts))}"
     models = folder / f"{module}Lib" / "models"
     bundled = {str(p.relative_to(folder)) for p in models.glob("*") if p.is_file()}
@@ -127,16 +146,25 @@ def test_module_cmake_lists_every_script_and_resource(module):
 def test_landmark_core_cmake_installs_every_file():
     core = REPO_ROOT / "LandmarkCore"
     listed = cmake_list(core / "CMakeLists.txt", "LANDMARKCORE_PYTHON_SCRIPTS")
-    files = {str(p.relative_to(core)) for p in (core / "LandmarkCoreLib").rglob("*.py")
-             if "__pycache__" not in p.parts}
+    files = {
+        str(p.relative_to(core))
+        for p in (core / "LandmarkCoreLib").rglob("*.py")
+        if "__pycache__" not in p.parts
+    }
     assert files == set(listed)
     assert "ctkMacroCompilePythonScript(" in (core / "CMakeLists.txt").read_text()
 
 
 def test_extension_cmake_metadata_and_modules():
     text = (REPO_ROOT / "CMakeLists.txt").read_text()
-    for key in ("EXTENSION_HOMEPAGE", "EXTENSION_CATEGORY", "EXTENSION_CONTRIBUTORS", "EXTENSION_DESCRIPTION",
-                "EXTENSION_ICONURL", "EXTENSION_SCREENSHOTURLS"):
+    for key in (
+        "EXTENSION_HOMEPAGE",
+        "EXTENSION_CATEGORY",
+        "EXTENSION_CONTRIBUTORS",
+        "EXTENSION_DESCRIPTION",
+        "EXTENSION_ICONURL",
+        "EXTENSION_SCREENSHOTURLS",
+    ):
         assert re.search(rf'set\({key} "[^"]+"\)', text), key
     assert re.search(r'set\(EXTENSION_DEPENDS "?PyTorch"?\)', text)
     for sub in ("LandmarkCore", *MODULES):
@@ -158,7 +186,8 @@ def test_module_loads_without_torch(module):
         f"assert m.{module}Logic and m.{module}Widget and m.{module}Test; "
         "print('torch' in sys.modules)"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False", "torch was imported when the module was loaded"
