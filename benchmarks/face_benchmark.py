@@ -136,7 +136,37 @@ def grid_table(scores: dict[str, dict], args) -> str:
                     + " | ".join(f"{np.mean([r[m] for r in runs]):.3f}" for m in METRIC_KEYS[1:])
                     + " |"
                 )
-    return "\n".join(lines + detail) + "\n"
+    return "\n".join(lines + detail + cross_task_gain(scores, args)) + "\n"
+
+
+def cross_task_gain(scores: dict[str, dict], args) -> list[str]:
+    """The paper's claim, checked: each CTD variant minus FT, paired by seed (same labelled images)."""
+    lines = [
+        "",
+        "CTD minus FT, paired by seed (negative = CTD better); 'beyond SD' when the mean gain exceeds both",
+        "methods' seed SD:",
+        "",
+        "| method | labels | mean difference | per seed | beyond SD |",
+        "|---|---|---|---|---|",
+    ]
+    for method in (m for m in args.methods if m.startswith("CTD")):
+        for labels in args.labels:
+            pairs = [
+                (scores[k]["NME"], scores[f]["NME"])
+                for s in args.seeds
+                if (k := run_key(method, labels, s, args.steps)) in scores
+                and (f := run_key("FT", labels, s, args.steps)) in scores
+            ]
+            if len(pairs) < 2:
+                continue
+            ctd, ft = np.array(pairs).T
+            gain = float(np.mean(ctd - ft))
+            beyond = -gain > max(np.std(ctd, ddof=1), np.std(ft, ddof=1))
+            per_seed = ", ".join(f"{d:+.4f}" for d in ctd - ft)
+            lines.append(
+                f"| {method} | {labels or 'all'} | {gain:+.4f} | {per_seed} | {'yes' if beyond else 'no'} |"
+            )
+    return lines
 
 
 def dlib_predictor():
