@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Callable
 
@@ -19,6 +20,9 @@ def run_command(program: str, command: Callable[[], object]) -> int:
     Ctrl-C or Cancel ends the run quietly, with what was already saved (checkpoints, finished targets)
     kept.
     """
+    # A process started in the background by a non-interactive shell inherits SIGINT as *ignored*,
+    # and Python then installs no handler: Cancel would be lost until the runner's hard terminate.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         code = command()
         return code if isinstance(code, int) else 0

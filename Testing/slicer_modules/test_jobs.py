@@ -31,6 +31,7 @@ FAKE_CLI = textwrap.dedent(
         print("error: reference landmarks 'ref.mrk.json': no control points", file=sys.stderr)
         sys.exit(2)
     elif mode == "train":
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # as run_command does
         epoch = 0
         try:
             while True:
