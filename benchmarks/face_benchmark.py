@@ -53,8 +53,10 @@ def log(message: str) -> None:
     print(time.strftime("%H:%M:%S"), message, file=sys.stderr, flush=True)
 
 
-def run_key(method: str, labels: int, seed: int, steps: int) -> str:
-    return f"{method}|{labels}|{seed}|{steps}"
+def run_key(method: str, labels: int, seed: int, args) -> str:
+    """One grid run; the shared settings (steps, batch size) are part of it so that a grid with other
+    settings in the same --work folder never picks up these scores."""
+    return f"{method}|{labels}|{seed}|{args.steps}|{args.batch_size}"
 
 
 def score_file(work: Path, key: str) -> Path:
@@ -80,14 +82,12 @@ def grid(args, work: Path, source_path: Path | None) -> dict[str, dict]:
     for labels in args.labels:
         for seed in args.seeds:
             for method in args.methods:
-                key = run_key(method, labels, seed, args.steps)
+                key = run_key(method, labels, seed, args)
                 if score_file(work, key).is_file() or args.report_only:
                     continue
                 config = replace(base_config(args), method=method, n_labels=labels, seed=seed)
                 started = time.time()
-                model = train_target(
-                    train, config, work / f"{method}_{labels}_{seed}_{args.steps}.pt", source, log=log
-                )
+                model = train_target(train, config, work / (key.replace("|", "_") + ".pt"), source, log=log)
                 pred, truth, _ = predict_cached(FaceModel.from_model_file(model), test)
                 metrics = face_metrics(normalised_errors(pred, truth), test.names)
                 metrics.update(key=key, train_seconds=time.time() - started)
@@ -107,9 +107,7 @@ def grid_table(scores: dict[str, dict], args) -> str:
         cells = []
         for labels in args.labels:
             values = [
-                scores[k]["NME"]
-                for s in args.seeds
-                if (k := run_key(method, labels, s, args.steps)) in scores
+                scores[k]["NME"] for s in args.seeds if (k := run_key(method, labels, s, args)) in scores
             ]
             if not values:
                 cells.append("not run")
@@ -129,7 +127,7 @@ def grid_table(scores: dict[str, dict], args) -> str:
     ]
     for method in args.methods:
         for labels in args.labels:
-            runs = [scores[k] for s in args.seeds if (k := run_key(method, labels, s, args.steps)) in scores]
+            runs = [scores[k] for s in args.seeds if (k := run_key(method, labels, s, args)) in scores]
             if runs:
                 detail.append(
                     f"| {method} | {labels or 'all'} | "
@@ -154,8 +152,8 @@ def cross_task_gain(scores: dict[str, dict], args) -> list[str]:
             pairs = [
                 (scores[k]["NME"], scores[f]["NME"])
                 for s in args.seeds
-                if (k := run_key(method, labels, s, args.steps)) in scores
-                and (f := run_key("FT", labels, s, args.steps)) in scores
+                if (k := run_key(method, labels, s, args)) in scores
+                and (f := run_key("FT", labels, s, args)) in scores
             ]
             if len(pairs) < 2:
                 continue
