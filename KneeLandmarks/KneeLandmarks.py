@@ -227,8 +227,7 @@ class KneeLandmarksLogic(ScriptedLoadableModuleLogic):
     def describeModel(model) -> str:
         names = model.landmark_names
         shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
-        stages = "two stages" if model.stage1 is not None else "stage 2 only"
-        return f"{model.preset.name}: {len(names)} landmarks ({shown}); {stages}"
+        return f"{model.preset.name}: {len(names)} landmarks ({shown}); {model.stages_description}"
 
     def detect(self, model, inputVolume, outputNode=None, notice=None):
         """Landmarks of ``model`` on the 2D radiograph ``inputVolume``; returns the markups node (RAS)."""

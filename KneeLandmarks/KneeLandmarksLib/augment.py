@@ -15,7 +15,7 @@ class AugmentConfig:
     rotation_deg: float = 10.0
     zoom_range: float = 0.1  # zoom in [1 - r, 1 + r]
     perspective: float = 0.05  # homographic term, fraction of the crop per side
-    shift_mm: float = 6.0  # ROI centre jitter (simulates stage-1 error; stage 2 only)
+    shift_mm: float = 6.0  # crop centre jitter (simulates the previous stage's error; stages 2, 3)
     p_gamma: float = 0.5
     gamma_range: float = 0.3  # gamma in [1 - r, 1 + r]
     p_noise: float = 0.3

@@ -4,6 +4,8 @@ Examples::
 
     knee-landmarks train --preset cephalometric --data isbi:train --stage 1 -o stage1.pt
     knee-landmarks train --preset cephalometric --data isbi:train --stage 2 --init stage1.pt -o model.pt
+    knee-landmarks train --preset cephalometric --data isbi:train --stage 3 --init model.pt \
+        --mixup-alpha 0 -o refined.pt                                     # optional refinement stage
     knee-landmarks detect -o out/ 151.jpg 152.jpg --spacing 0.1        # bundled cephalometric model
     knee-landmarks evaluate --predictions out/ --truth truth/ --output report/
     knee-landmarks import-kneel --roi-snapshot lc/ --landmark-snapshot hc/ -o kneel.pt
@@ -37,7 +39,10 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_train(sub) -> None:
-    p = sub.add_parser("train", help="train stage 1 (ROI centre) or stage 2 (all landmarks in the ROI)")
+    p = sub.add_parser(
+        "train",
+        help="train stage 1 (ROI centre), stage 2 (all landmarks in the ROI) or 3 (a patch per landmark)",
+    )
     p.add_argument("--preset", choices=sorted(PRESETS), default="cephalometric")
     p.add_argument(
         "--data",
@@ -46,11 +51,12 @@ def _add_train(sub) -> None:
         "(landmark files .mrk.json/.fcsv/.csv named like the images)",
     )
     p.add_argument("--spacing", type=float, default=None, help="pixel size (mm) of the training images")
-    p.add_argument("--stage", type=int, choices=(1, 2), required=True)
+    p.add_argument("--stage", type=int, choices=(1, 2, 3), required=True)
     p.add_argument(
         "--init",
         type=Path,
-        help="model file to start stage 2 from: its stage 1 (transfer), or its stage 2 (fine-tuning)",
+        help="model file to start stage 2 (3) from: its stage 1 (2) as transfer, or its stage 2 (3) to "
+        "fine-tune; the output holds its other stages too",
     )
     p.add_argument("-o", "--output", type=Path, required=True)
     p.add_argument("--checkpoint", type=Path, help="resumable checkpoint (default: OUTPUT.ckpt)")
@@ -90,6 +96,7 @@ def _add_detect(sub) -> None:
         "(a JPEG: column, row)",
     )
     p.add_argument("--single-stage", action="store_true", help="skip stage 1 (ROI at the training mean)")
+    p.add_argument("--no-refine", action="store_true", help="skip the model's stage 3 (if it has one)")
     _add_common(p)
 
 
@@ -178,6 +185,7 @@ def _run_detect(args) -> None:
             single_stage=args.single_stage,
             notice=lambda text, p=path: print(f"{p}: {text}", file=sys.stderr),
             pixel_size_mm=args.pixel_size,
+            refine=not args.no_refine,
         )
         name = path.name.split(".")[0]
         write_landmarks(args.outdir / f"{name}.mrk.json", landmarks)

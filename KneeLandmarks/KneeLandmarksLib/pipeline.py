@@ -6,7 +6,8 @@
     landmarks = detect_landmarks(model, sitk_image_2d)     # LandmarkSet in the image's physical space
 
 Stage 1 finds the ROI centre on the whole image at low resolution, stage 2 all landmarks in the ROI at
-high resolution (KNEEL's two-stage inference).
+high resolution (KNEEL's two-stage inference); a model with a stage 3 then refines each landmark in a small
+patch around it at a finer pixel size (all patches in one batch).
 """
 
 from __future__ import annotations
@@ -53,13 +54,14 @@ def default_model_path() -> Path:
 
 @dataclass
 class KneeModel:
-    """A loaded two-stage (or stage-2-only) KNEEL model."""
+    """A loaded two-stage (or stage-2-only) KNEEL model, optionally with a stage-3 refinement network."""
 
     preset: Preset
     stage1: nn.Module | None
     stage2: nn.Module
     config: dict
     path: Path | None = None
+    stage3: nn.Module | None = None
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> KneeModel:
@@ -74,12 +76,21 @@ class KneeModel:
             preset = Preset.from_config(stored.config["preset"])
             stages = {
                 name: _network(networks[name], stored.tensors[name], path, name)
-                for name in ("stage1", "stage2")
+                for name in ("stage1", "stage2", "stage3")
                 if name in stored.tensors
             }
         except (KeyError, TypeError) as exc:
             raise ModelFileError(f"model file '{path}': incomplete configuration ({exc})") from None
-        return cls(preset, stages.get("stage1"), stages["stage2"], stored.config, Path(path))
+        if "stage3" in stages and preset.stage3 is None:
+            raise ModelFileError(f"model file '{path}': stage-3 network without stage-3 geometry")
+        return cls(
+            preset, stages.get("stage1"), stages["stage2"], stored.config, Path(path), stages.get("stage3")
+        )
+
+    @property
+    def stages_description(self) -> str:
+        stages = "two stages" if self.stage1 is not None else "stage 2 only"
+        return stages + (" + refinement" if self.stage3 is not None else "")
 
     @property
     def landmark_names(self) -> list[str]:
@@ -192,6 +203,25 @@ def roi_centre(model: KneeModel, stage2: ScaledImage, mirror: bool, single_stage
     return stage2.from_original(stage1.to_original(point))[0] + offset
 
 
+def refine_landmarks(
+    model: KneeModel, array: np.ndarray, spacing: tuple[float, float], points: np.ndarray, mirror: bool
+) -> np.ndarray:
+    """Stage 3: each landmark (K, 2 original-image indices) re-detected in its own patch, all in one batch;
+    patch k is read from output channel k."""
+    geometry = model.preset.stage3
+    scaled = scale_array(array, spacing, geometry.spacing_mm)
+    matrices = [crop_transform(c, geometry.size, mirror=mirror) for c in scaled.from_original(points)]
+    crops = sample_crops([scaled.array] * len(matrices), matrices, geometry.size)
+    in_channels = next(model.stage3.parameters()).shape[1]
+    with torch.inference_mode():
+        batch = network_input(crops, model.config, in_channels).contiguous(memory_format=torch.channels_last)
+        own = torch.arange(len(matrices))
+        coords = model.stage3(batch)[own, own].double().numpy()
+    pixels = coords * np.array(geometry.size) + KneelHourglass.cell_centre
+    refined = np.stack([apply_homography(m, p[None])[0] for m, p in zip(matrices, pixels, strict=True)])
+    return scaled.to_original(refined)
+
+
 def detect_landmarks(
     model: KneeModel,
     image: sitk.Image,
@@ -200,13 +230,15 @@ def detect_landmarks(
     mirror: bool = False,
     notice: Callable[[str], None] | None = None,
     pixel_size_mm: float | None = None,
+    refine: bool = True,
 ) -> LandmarkSet:
     """Landmarks of ``model``'s preset on a 2D ``image``, in the image's physical space (LPS mm; a plain
     JPEG/PNG: column * spacing, row * spacing). ``mirror`` flips the image left-right first (KNEEL's
     left knees); ``single_stage`` skips stage 1 and uses the training-set mean ROI position.
     ``pixel_size_mm``: the true pixel size when the image's spacing is not (a JPEG read with 1.0); it
     sets the scale the networks see, the output stays in the image's own physical space. Without it, an
-    image with spacing exactly 1 is taken to have the training images' pixel size (with a notice)."""
+    image with spacing exactly 1 is taken to have the training images' pixel size (with a notice).
+    ``refine=False`` skips the model's stage 3 (when it has one)."""
     image, array = prepare_image(image, notice)
     if pixel_size_mm is not None:
         spacing = (float(pixel_size_mm), float(pixel_size_mm))
@@ -227,6 +259,9 @@ def detect_landmarks(
     progress(0.5, "stage 2: locating the landmarks")
     geometry = model.preset.stage2
     points = stage2.to_original(run_stage(model.stage2, stage2, centre, geometry, mirror, model.config))
+    if refine and model.stage3 is not None:
+        progress(0.8, "stage 3: refining each landmark")
+        points = refine_landmarks(model, array, spacing, points, mirror)
     progress(1.0, "done")
     names = model.landmark_names
     return LandmarkSet(names, index_to_physical(image, points), None, "KNEEL landmarks")

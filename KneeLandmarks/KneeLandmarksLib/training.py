@@ -2,7 +2,10 @@
 
 Stage 1 learns the ROI centre (one low-budget point per image: the landmark centroid) on the whole image
 at low resolution. Stage 2 learns all landmarks inside the ROI at high resolution and starts from stage
-1's weights (all but the output layer): KNEEL's transfer from low-budget annotations.
+1's weights (all but the output layer): KNEEL's transfer from low-budget annotations. The optional stage 3
+(see :mod:`.presets`) learns from one patch per (image, landmark), centred on the landmark plus a random
+shift that stands in for stage 2's error; its loss sees only that landmark's output channel. It starts
+from whichever of stage 2's weights fit its shallower hourglass.
 
 A checkpoint (kind ``knee-checkpoint``) is written after every epoch; a run given the same checkpoint
 path resumes after the last finished epoch. The RNG is re-seeded per epoch from ``seed`` and the epoch
@@ -15,7 +18,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -70,10 +73,11 @@ class TrainConfig:
 
 
 def network_config(preset: Preset, config: TrainConfig, n_outputs: int) -> dict:
+    default_depth = preset.stage3_depth if config.stage == 3 else preset.depth
     return {
         "n_landmarks": n_outputs,
         "width": config.width or preset.width,
-        "depth": config.depth or preset.depth,
+        "depth": config.depth or default_depth,
         "block": config.block,
         "dropout": config.dropout,
     }
@@ -84,7 +88,10 @@ def build_network(net_config: dict) -> KneelHourglass:
 
 
 def stage_geometry(preset: Preset, stage: int) -> StageGeometry:
-    return preset.stage1 if stage == 1 else preset.stage2
+    geometry = {1: preset.stage1, 2: preset.stage2, 3: preset.stage3}[stage]
+    if geometry is None:
+        raise InputError("stage 3", f"the '{preset.name}' preset has no refinement stage")
+    return geometry
 
 
 def fold_split(n_cases: int, n_folds: int, fold: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -103,6 +110,12 @@ class StageSample:
     scaled: ScaledImage
     points: np.ndarray  # (K, 2) landmarks in scaled-array index space
     mirror: bool
+    landmark: int | None = None  # stage 3: the landmark this sample's patch is about
+
+
+def per_landmark(samples: list[StageSample]) -> list[StageSample]:
+    """Stage 3's samples: each image once per landmark."""
+    return [replace(s, landmark=k) for s in samples for k in range(len(s.points))]
 
 
 def load_stage_samples(
@@ -120,7 +133,9 @@ def load_stage_samples(
 
 def stage_centre(sample: StageSample, preset: Preset, stage: int) -> np.ndarray:
     """Where the crop of ``sample`` is centred (scaled-array index): the whole image for stage 1, the
-    ROI around the landmark centroid for stage 2."""
+    ROI around the landmark centroid for stage 2, the sample's landmark for stage 3."""
+    if stage == 3:
+        return sample.points[sample.landmark]
     if stage == 1:
         rows, cols = sample.scaled.array.shape
         return np.array([(cols - 1) / 2, (rows - 1) / 2])
@@ -131,7 +146,18 @@ def stage_centre(sample: StageSample, preset: Preset, stage: int) -> np.ndarray:
 
 
 def stage_targets(sample: StageSample, stage: int, all_landmarks: bool = False) -> np.ndarray:
+    if stage == 3:
+        return sample.points[[sample.landmark]]
     return sample.points.mean(0, keepdims=True) if stage == 1 and not all_landmarks else sample.points
+
+
+def stage_outputs(model: KneelHourglass, crops: torch.Tensor, samples: list[StageSample]) -> torch.Tensor:
+    """The network's coordinates (B, K, 2); for stage-3 patches only each patch's own landmark (B, 1, 2)."""
+    coords = model(crops)
+    if samples[0].landmark is None:
+        return coords
+    channels = torch.tensor([s.landmark for s in samples])
+    return coords[torch.arange(len(samples)), channels][:, None]
 
 
 def make_batch(
@@ -189,13 +215,13 @@ def _restore(checkpoint: Path, config_dict: dict, model, optimizer, scheduler) -
     return int(stored.tensors["epoch"]), list(stored.tensors["history"])
 
 
-def initialise_from(model: KneelHourglass, init_model: Path) -> None:
-    """Start stage 2 from ``init_model``: its stage 2 when that fits this network exactly (fine-tuning a
-    trained model), else every tensor of its stage 1 but the output layer (KNEEL's transfer from the
-    low-budget task)."""
+def initialise_from(model: KneelHourglass, init_model: Path, stage: int = 2) -> None:
+    """Start ``stage`` from ``init_model``: its own stage when that fits this network exactly (fine-tuning
+    a trained model), else the stage before. Stage 2 takes every tensor of stage 1 but the output layer
+    (KNEEL's transfer from the low-budget task); stage 3 every tensor of stage 2 that fits its shape."""
     stored = load_model_file(init_model, MODEL_KIND)
     own = model.state_dict()
-    previous = stored.tensors.get("stage2")
+    previous = stored.tensors.get(f"stage{stage}")
     if (
         isinstance(previous, dict)
         and previous.keys() == own.keys()
@@ -203,15 +229,23 @@ def initialise_from(model: KneelHourglass, init_model: Path) -> None:
     ):
         model.load_state_dict(previous)
         return
-    source = stored.tensors.get("stage1")
+    source = stored.tensors.get(f"stage{stage - 1}")
     if source is None:
-        raise ModelFileError(f"model file '{init_model}': has no stage-1 network to start stage 2 from")
+        raise ModelFileError(
+            f"model file '{init_model}': has no stage-{stage - 1} network to start stage {stage} from"
+        )
     transferable = {
         k: v
         for k, v in source.items()
-        if not k.startswith("out_block") and k in own and own[k].shape == v.shape
+        if (stage == 3 or not k.startswith("out_block")) and k in own and own[k].shape == v.shape
     }
-    if len(transferable) < len(own) - 2:
+    if stage == 3:
+        if stored.config.get("coordinate_convention") != "cell-centre":
+            raise ModelFileError(
+                f"model file '{init_model}': an imported KNEEL model; stage 3 builds on this project's own "
+                "two-stage models"
+            )
+    elif len(transferable) < len(own) - 2:
         raise ModelFileError(
             f"model file '{init_model}': its stage-1 network does not match this stage-2 network "
             f"(width/depth/block differ: {len(transferable)} of {len(own)} tensors fit)"
@@ -232,7 +266,7 @@ def stage_errors(
             crops, targets = make_batch(
                 chunk, preset, stage, AugmentConfig.none(), np.random.default_rng(0), all_landmarks
             )
-            pred = to_pixels(model(crops), geometry.size)
+            pred = to_pixels(stage_outputs(model, crops, chunk), geometry.size)
             errors.append(torch.linalg.norm(pred - targets, dim=2).numpy() * geometry.spacing_mm)
     return np.concatenate(errors)
 
@@ -280,10 +314,17 @@ def _train_stage(
     cancel: CancelToken | None,
     export_only: bool,
 ) -> ModelFile:
-    if config.stage not in (1, 2):
-        raise InputError("stage", f"{config.stage} is not 1 or 2")
-    if config.stage == 2 and init_model is None:
-        raise InputError("stage 2", "needs the stage-1 model file (init_model) to chain the stages")
+    if config.stage not in (1, 2, 3):
+        raise InputError("stage", f"{config.stage} is not 1, 2 or 3")
+    if config.stage > 1 and init_model is None:
+        raise InputError(
+            f"stage {config.stage}",
+            f"needs the stage-{config.stage - 1} model file (init_model) to chain the stages",
+        )
+    if config.stage == 3 and config.augment.mixup_alpha > 0:
+        raise InputError(
+            "mixup", "stage 3 patches each centre on their own landmark and are not mixed; set mixup alpha 0"
+        )
     if not cases:
         raise InputError("training data", "no training cases")
     torch.manual_seed(config.seed)
@@ -291,14 +332,18 @@ def _train_stage(
     n_outputs = 1 if one_point else len(preset.landmark_names)
     net_config = network_config(preset, config, n_outputs)
     model = build_network(net_config)
-    if config.stage == 2:
-        initialise_from(model, Path(init_model))
+    if config.stage > 1:
+        chained_model(init_model, config.stage)
+        initialise_from(model, Path(init_model), config.stage)
     model = model.to(memory_format=torch.channels_last)  # measured 15 % faster steps on this CPU
     geometry = stage_geometry(preset, config.stage)
     samples = load_stage_samples(cases, geometry.spacing_mm, progress, cancel)
     train_idx, val_idx = fold_split(len(samples), config.n_folds, config.fold, config.seed)
     train_samples = [samples[i] for i in train_idx]
     val_samples = [samples[i] for i in val_idx]
+    roi_prior = roi_prior_mm(train_samples, geometry.spacing_mm)
+    if config.stage == 3:
+        train_samples, val_samples = per_landmark(train_samples), per_landmark(val_samples)
 
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     steps_per_epoch = math.ceil(len(train_samples) / config.batch_size)
@@ -339,7 +384,7 @@ def _train_stage(
             + ("" if math.isnan(val_mre) else f" val MRE {val_mre:.2f} mm"),
         )
     result = _model_file(model, net_config, preset, config, history, init_model)
-    result.config["roi_prior_mm"] = roi_prior_mm(train_samples, geometry.spacing_mm)
+    result.config["roi_prior_mm"] = roi_prior
     result.config["nominal_pixel_size_mm"] = nominal_pixel_size(cases)
     save_model_file(output, result)
     return result
@@ -372,7 +417,7 @@ def _train_epoch(
         if config.augment.mixup_alpha > 0:
             loss = mixup_loss(model, pixel_loss, crops, targets, config.augment.mixup_alpha, generator)
         else:
-            loss = pixel_loss(model(crops), targets)
+            loss = pixel_loss(stage_outputs(model, crops, batch), targets)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -408,15 +453,25 @@ def roi_prior_mm(samples: list[StageSample], spacing_mm: float) -> list[float]:
     return [float(v) for v in np.mean(offsets, 0)]
 
 
+def chained_model(init_model: str | os.PathLike, stage: int) -> ModelFile:
+    """``init_model``, checked to hold every stage before ``stage``."""
+    source = load_model_file(init_model, MODEL_KIND)
+    for earlier in range(1, stage):
+        if f"stage{earlier}" not in source.tensors:
+            raise ModelFileError(f"model file '{init_model}': has no stage-{earlier} network to chain")
+    return source
+
+
 def _model_file(model, net_config, preset, config, history, init_model) -> ModelFile:
     tensors = {f"stage{config.stage}": model.state_dict()}
     networks = {f"stage{config.stage}": net_config}
     trained = {f"stage{config.stage}": {"train": config.to_config(), "history": history}}
-    if config.stage == 2:
-        stage1 = load_model_file(init_model, MODEL_KIND)
-        tensors["stage1"] = stage1.tensors["stage1"]
-        networks["stage1"] = stage1.config["networks"]["stage1"]
-        trained["stage1"] = stage1.config["training"]["stage1"]
+    if config.stage > 1:  # the other stages come from init_model (a later one too: stage 3 is independent)
+        source = chained_model(init_model, config.stage)
+        for name in source.tensors.keys() - tensors.keys():
+            tensors[name] = source.tensors[name]
+            networks[name] = source.config["networks"][name]
+            trained[name] = source.config["training"][name]
     config_out = {
         "preset": preset.to_config(),
         "networks": networks,

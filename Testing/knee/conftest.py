@@ -15,6 +15,8 @@ TINY = Preset(
     stage2=StageGeometry(1.0, (32, 32)),
     width=4,
     depth=2,
+    stage3=StageGeometry(0.5, (32, 32)),
+    stage3_depth=2,
 )
 
 

@@ -1,4 +1,4 @@
-"""knee-landmarks CLI: train both stages, detect (a .mrk.json per image), evaluate, errors; a real image."""
+"""knee-landmarks CLI: train the three stages, detect (one .mrk.json per image), evaluate, errors."""
 
 from __future__ import annotations
 
@@ -34,6 +34,8 @@ def trained_model(blob_dataset, tmp_path_factory, monkeypatch_module, tiny_prese
     assert (
         main(["train", *common, "--stage", "2", "--init", str(out / "s1.pt"), "-o", str(out / "m.pt")]) == 0
     )
+    refine = ["--stage", "3", "--init", str(out / "m.pt"), "--mixup-alpha", "0", "-o", str(out / "r.pt")]
+    assert main(["train", *common, *refine]) == 0
     return out / "m.pt"
 
 
@@ -75,6 +77,22 @@ def test_detect_writes_one_markups_file_per_image_in_physical_space(
     )  # --spacing honoured
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert lines[-1]["progress"] == 1.0
+
+
+def test_no_refine_gives_the_two_stage_answer_of_a_refined_model(trained_model, blob_dataset, tmp_path):
+    image = str(sorted((blob_dataset / "images").glob("*.png"))[0])
+    refined_model = str(trained_model.with_name("r.pt"))
+    runs = {
+        "two_stage": ["-m", str(trained_model)],
+        "no_refine": ["-m", refined_model, "--no-refine"],
+        "refined": ["-m", refined_model],
+    }
+    points = {}
+    for name, args in runs.items():
+        assert main(["detect", *args, "-o", str(tmp_path / name), image]) == 0
+        points[name] = read_landmarks(tmp_path / name / "case0.mrk.json").points
+    np.testing.assert_allclose(points["no_refine"], points["two_stage"], atol=1e-6)
+    assert np.abs(points["refined"] - points["two_stage"]).max() > 1e-3
 
 
 def test_evaluate_reports_the_knee_radii(trained_model, blob_dataset, tmp_path, capsys):

@@ -13,12 +13,13 @@ from torch import nn
 
 
 class CentreOracle(nn.Module):
-    """Predicts the crop's centre pixel for every landmark (a known answer for the geometry chain)."""
+    """Predicts the crop's centre pixel (plus ``shift`` pixels) for every landmark: a known answer for
+    the geometry chain."""
 
-    def __init__(self, n: int, size: tuple[int, int]) -> None:
+    def __init__(self, n: int, size: tuple[int, int], shift: tuple[float, float] = (0.0, 0.0)) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.zeros(1, 1, 1, 1))
-        centre = (np.array(size) - 1) / 2
+        centre = (np.array(size) - 1) / 2 + np.array(shift)
         self.coords = torch.tensor(
             (centre - KneelHourglass.cell_centre) / np.array(size), dtype=torch.float32
         )
@@ -28,12 +29,14 @@ class CentreOracle(nn.Module):
         return self.coords.expand(x.shape[0], self.n, 2)
 
 
-def oracle_model(preset) -> KneeModel:
+def oracle_model(preset, stage3_shift: tuple[float, float] | None = None) -> KneeModel:
+    stage3 = None if stage3_shift is None else CentreOracle(2, preset.stage3.size, stage3_shift)
     return KneeModel(
         preset,
         CentreOracle(1, preset.stage1.size),
         CentreOracle(2, preset.stage2.size),
         {"roi_prior_mm": [5.0, -3.0]},
+        stage3=stage3,
     )
 
 
@@ -60,6 +63,19 @@ def test_two_stage_chain_lands_in_physical_space(tiny_preset):
     np.testing.assert_allclose(
         landmarks.points, np.tile(expected_centre(image) + [2.0, 1.0], (2, 1)), atol=0.3
     )
+
+
+@pytest.mark.parametrize("mirror", [False, True])
+def test_refinement_moves_each_landmark_by_its_patch_prediction(tiny_preset, mirror):
+    """Stage 3 at 0.5 mm/px predicting 4 px right and 2 px down of each patch centre moves every
+    stage-2 point by (2, 1) mm; in a mirrored patch "right" is the image's left."""
+    image = image_with_geometry(spacing=(0.25, 0.25))
+    model = oracle_model(tiny_preset, stage3_shift=(4.0, 2.0))
+    two_stage = detect_landmarks(model, image, mirror=mirror, refine=False).points
+    refined = detect_landmarks(model, image, mirror=mirror).points
+    expected_shift = [-2.0 if mirror else 2.0, 1.0]
+    np.testing.assert_allclose(refined - two_stage, np.tile(expected_shift, (2, 1)), atol=0.05)
+    assert model.stages_description == "two stages + refinement"
 
 
 def test_single_stage_uses_the_training_prior(tiny_preset):

@@ -1,6 +1,8 @@
-"""Training on synthetic blobs: both stages chain, runs resume exactly, cancelling keeps the checkpoint."""
+"""Training on synthetic blobs: the stages chain, runs resume exactly, cancelling keeps the checkpoint."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -50,6 +52,69 @@ def test_stage2_starts_from_stage1_and_holds_both(cases, tiny_preset, stage1_fil
         if "running" not in key and "num_batches" not in key:
             assert torch.equal(load_model_file(tuned, "knee-model").tensors["stage2"][key], value), key
     assert model.config["nominal_pixel_size_mm"] == 1.0  # the blob PNGs' own spacing
+
+
+@pytest.fixture(scope="module")
+def two_stage_file(cases, tiny_preset, stage1_file, tmp_path_factory):
+    path = tmp_path_factory.mktemp("s2") / "model.pt"
+    train_stage(cases, tiny_preset, config(2, 1), path, init_model=stage1_file)
+    return path
+
+
+def refinement_config() -> TrainConfig:
+    return TrainConfig(stage=3, epochs=1, batch_size=8, augment=AugmentConfig(mixup_alpha=0.0), seed=1)
+
+
+def trained_tensors(state: dict) -> dict:
+    """A state dict without batch-norm statistics (they move in a training epoch even at lr 0)."""
+    return {k: v for k, v in state.items() if "running" not in k and "num_batches" not in k}
+
+
+def test_stage3_starts_from_stage2_and_fine_tuning_stage2_keeps_it(
+    cases, tiny_preset, two_stage_file, tmp_path
+):
+    source = load_model_file(two_stage_file, "knee-model")
+    refined = tmp_path / "refined.pt"
+    cfg = refinement_config()
+    cfg.learning_rate = 0.0
+    train_stage(cases, tiny_preset, cfg, refined, init_model=two_stage_file)
+    model = load_model_file(refined, "knee-model")
+    assert set(model.tensors) == {"stage1", "stage2", "stage3"}
+    assert model.config["networks"]["stage3"]["n_landmarks"] == 2
+    for key, value in trained_tensors(source.tensors["stage2"]).items():  # same shapes: all transfer
+        assert torch.equal(model.tensors["stage3"][key], value), key
+        assert torch.equal(model.tensors["stage2"][key], value), key
+    tuned = tmp_path / "tuned.pt"
+    stage2 = config(2, 1)
+    stage2.learning_rate = 1e-2
+    train_stage(cases, tiny_preset, stage2, tuned, init_model=refined)
+    tuned_model = load_model_file(tuned, "knee-model")
+    for key, value in model.tensors["stage3"].items():
+        assert torch.equal(tuned_model.tensors["stage3"][key], value), key
+    assert not torch.equal(
+        tuned_model.tensors["stage2"]["out_block.0.weight"], model.tensors["stage2"]["out_block.0.weight"]
+    )
+
+
+def test_stage3_refuses_mixup_a_missing_init_and_a_preset_without_it(
+    cases, tiny_preset, stage1_file, two_stage_file, tmp_path
+):
+    mixed = refinement_config()
+    mixed.augment = AugmentConfig(mixup_alpha=0.5)
+    with pytest.raises(InputError, match="mixup"):
+        train_stage(cases, tiny_preset, mixed, tmp_path / "x.pt", init_model=two_stage_file)
+    with pytest.raises(InputError, match="stage-2 model"):
+        train_stage(cases, tiny_preset, refinement_config(), tmp_path / "x.pt")
+    with pytest.raises(ModelFileError, match="no stage-2 network"):
+        train_stage(cases, tiny_preset, refinement_config(), tmp_path / "x.pt", init_model=stage1_file)
+    with pytest.raises(InputError, match="no refinement stage"):
+        train_stage(
+            cases,
+            replace(tiny_preset, stage3=None),
+            refinement_config(),
+            tmp_path / "x.pt",
+            init_model=two_stage_file,
+        )
 
 
 def test_resumed_run_equals_uninterrupted_run(cases, tiny_preset, tmp_path):
