@@ -46,13 +46,25 @@ class ScaledImage:
 
 def scale_array(array: np.ndarray, spacing: tuple[float, float], spacing_mm: float) -> ScaledImage:
     """Area-average (box filter) ``array`` (rows, cols) with pixel ``spacing`` (x, y) to ``spacing_mm``."""
+    return scale_array_to(array, spacing, [spacing_mm])[0]
+
+
+def scale_array_to(
+    array: np.ndarray, spacing: tuple[float, float], spacings_mm: list[float]
+) -> list[ScaledImage]:
+    """``scale_array`` to several pixel sizes; the full-size array is handed to PIL once (a copy that
+    costs as much as a resize on a 20-megabyte radiograph)."""
     rows, cols = array.shape
-    new_cols = max(1, int(round(cols * spacing[0] / spacing_mm)))
-    new_rows = max(1, int(round(rows * spacing[1] / spacing_mm)))
-    resized = Image.fromarray(array.astype(np.float32), mode="F").resize((new_cols, new_rows), Image.BOX)
-    factor = np.array([cols / new_cols, rows / new_rows])
-    # pixel j covers original pixels [j*f - 0.5, (j+1)*f - 0.5): its centre is (j + 0.5)*f - 0.5
-    return ScaledImage(np.asarray(resized, dtype=np.float32), factor, 0.5 * factor - 0.5)
+    source = Image.fromarray(np.asarray(array, dtype=np.float32), mode="F")
+    scaled = []
+    for spacing_mm in spacings_mm:
+        new_cols = max(1, int(round(cols * spacing[0] / spacing_mm)))
+        new_rows = max(1, int(round(rows * spacing[1] / spacing_mm)))
+        resized = source.resize((new_cols, new_rows), Image.BOX)
+        factor = np.array([cols / new_cols, rows / new_rows])
+        # pixel j covers original pixels [j*f - 0.5, (j+1)*f - 0.5): its centre is (j + 0.5)*f - 0.5
+        scaled.append(ScaledImage(np.asarray(resized, dtype=np.float32), factor, 0.5 * factor - 0.5))
+    return scaled
 
 
 def image_array(image: sitk.Image) -> np.ndarray:
@@ -146,6 +158,7 @@ def sample_crops(
         torch.arange(w, dtype=torch.float64), torch.arange(h, dtype=torch.float64), indexing="xy"
     )
     grid_out = torch.stack([cols.reshape(-1), rows.reshape(-1), torch.ones(w * h, dtype=torch.float64)], 1)
+    tensors = {}  # one tensor per distinct array: refinement crops many patches from one image
     crops = []
     for array, matrix in zip(arrays, matrices, strict=True):
         src = grid_out @ torch.from_numpy(matrix).T
@@ -153,7 +166,9 @@ def sample_crops(
         size = torch.tensor([array.shape[1], array.shape[0]], dtype=torch.float64)
         norm = (2 * src + 1) / size - 1  # align_corners=False convention
         grid = norm.reshape(1, h, w, 2).float()
-        tensor = torch.from_numpy(np.require(array, np.float32, ["C", "W"]))[None, None]
+        if id(array) not in tensors:
+            tensors[id(array)] = torch.from_numpy(np.require(array, np.float32, ["C", "W"]))[None, None]
+        tensor = tensors[id(array)]
         crops.append(F.grid_sample(tensor, grid, mode="bilinear", padding_mode="zeros", align_corners=False))
     return torch.cat(crops, 0)
 

@@ -35,7 +35,7 @@ from .data import (
     image_array,
     normalise,
     sample_crops,
-    scale_array,
+    scale_array_to,
 )
 from .network import KneelHourglass
 from .presets import Preset, StageGeometry
@@ -203,13 +203,10 @@ def roi_centre(model: KneeModel, stage2: ScaledImage, mirror: bool, single_stage
     return stage2.from_original(stage1.to_original(point))[0] + offset
 
 
-def refine_landmarks(
-    model: KneeModel, array: np.ndarray, spacing: tuple[float, float], points: np.ndarray, mirror: bool
-) -> np.ndarray:
-    """Stage 3: each landmark (K, 2 original-image indices) re-detected in its own patch, all in one batch;
-    patch k is read from output channel k."""
+def refine_landmarks(model: KneeModel, scaled: ScaledImage, points: np.ndarray, mirror: bool) -> np.ndarray:
+    """Stage 3: each landmark (K, 2 original-image indices) re-detected in its own patch of ``scaled`` (the
+    image at stage 3's pixel size), all in one batch; patch k is read from output channel k."""
     geometry = model.preset.stage3
-    scaled = scale_array(array, spacing, geometry.spacing_mm)
     matrices = [crop_transform(c, geometry.size, mirror=mirror) for c in scaled.from_original(points)]
     crops = sample_crops([scaled.array] * len(matrices), matrices, geometry.size)
     in_channels = next(model.stage3.parameters()).shape[1]
@@ -253,15 +250,17 @@ def detect_landmarks(
                     f"the training images' {nominal} mm (give pixel_size_mm / --pixel-size otherwise)"
                 )
     check_field_of_view(image, spacing, model.preset)
-    stage2 = scale_array(array, spacing, model.preset.stage2.spacing_mm)
+    refine = refine and model.stage3 is not None
+    pixel_sizes = [model.preset.stage2.spacing_mm] + ([model.preset.stage3.spacing_mm] if refine else [])
+    stage2, *stage3 = scale_array_to(array, spacing, pixel_sizes)
     progress(0.1, "stage 1: locating the region of interest")
     centre = roi_centre(model, stage2, mirror, single_stage)
     progress(0.5, "stage 2: locating the landmarks")
     geometry = model.preset.stage2
     points = stage2.to_original(run_stage(model.stage2, stage2, centre, geometry, mirror, model.config))
-    if refine and model.stage3 is not None:
+    if refine:
         progress(0.8, "stage 3: refining each landmark")
-        points = refine_landmarks(model, array, spacing, points, mirror)
+        points = refine_landmarks(model, stage3[0], points, mirror)
     progress(1.0, "done")
     names = model.landmark_names
     return LandmarkSet(names, index_to_physical(image, points), None, "KNEEL landmarks")
