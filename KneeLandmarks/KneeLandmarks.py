@@ -49,7 +49,8 @@ class KneeLandmarks(ScriptedLoadableModule):
         self.parent.dependencies = []
         self.parent.contributors = ["SlicerLandmarkDetection developers"]
         self.parent.helpText = f"""
-Detect anatomical landmarks on a 2D radiograph with a two-stage hourglass network (KNEEL).
+Detect anatomical landmarks on a 2D radiograph with a two-stage hourglass network (KNEEL); the bundled
+model adds a third stage that refines each landmark in a finer patch.
 Choose the radiograph, a model (the bundled cephalometric model trained on ISBI 2015, a model file
 trained with <code>knee-landmarks train</code>, or a snapshot folder published by the KNEEL authors)
 and press <b>Detect</b>. A folder of images is processed in the background.
