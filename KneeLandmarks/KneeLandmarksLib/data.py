@@ -62,8 +62,9 @@ def scale_array_to(
         new_rows = max(1, int(round(rows * spacing[1] / spacing_mm)))
         resized = source.resize((new_cols, new_rows), Image.BOX)
         factor = np.array([cols / new_cols, rows / new_rows])
-        # pixel j covers original pixels [j*f - 0.5, (j+1)*f - 0.5): its centre is (j + 0.5)*f - 0.5
-        scaled.append(ScaledImage(np.asarray(resized, dtype=np.float32), factor, 0.5 * factor - 0.5))
+        # pixel j covers original pixels [j*f - 0.5, (j+1)*f - 0.5): its centre is (j + 0.5)*f - 0.5;
+        # a writeable copy, so that sample_crops shares it with torch instead of copying it per crop
+        scaled.append(ScaledImage(np.array(resized, dtype=np.float32), factor, 0.5 * factor - 0.5))
     return scaled
 
 
@@ -158,7 +159,6 @@ def sample_crops(
         torch.arange(w, dtype=torch.float64), torch.arange(h, dtype=torch.float64), indexing="xy"
     )
     grid_out = torch.stack([cols.reshape(-1), rows.reshape(-1), torch.ones(w * h, dtype=torch.float64)], 1)
-    tensors = {}  # one tensor per distinct array: refinement crops many patches from one image
     crops = []
     for array, matrix in zip(arrays, matrices, strict=True):
         src = grid_out @ torch.from_numpy(matrix).T
@@ -166,9 +166,7 @@ def sample_crops(
         size = torch.tensor([array.shape[1], array.shape[0]], dtype=torch.float64)
         norm = (2 * src + 1) / size - 1  # align_corners=False convention
         grid = norm.reshape(1, h, w, 2).float()
-        if id(array) not in tensors:
-            tensors[id(array)] = torch.from_numpy(np.require(array, np.float32, ["C", "W"]))[None, None]
-        tensor = tensors[id(array)]
+        tensor = torch.from_numpy(np.require(array, np.float32, ["C", "W"]))[None, None]
         crops.append(F.grid_sample(tensor, grid, mode="bilinear", padding_mode="zeros", align_corners=False))
     return torch.cat(crops, 0)
 
