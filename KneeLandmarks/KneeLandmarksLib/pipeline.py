@@ -252,7 +252,8 @@ def detect_landmarks(
     check_field_of_view(image, spacing, model.preset)
     refine = refine and model.stage3 is not None
     pixel_sizes = [model.preset.stage2.spacing_mm] + ([model.preset.stage3.spacing_mm] if refine else [])
-    stage2, *stage3 = scale_array_to(array, spacing, pixel_sizes)
+    scaled = scale_array_to(array, spacing, pixel_sizes)  # [stage 2's] or [stage 2's, stage 3's]
+    stage2 = scaled[0]
     progress(0.1, "stage 1: locating the region of interest")
     centre = roi_centre(model, stage2, mirror, single_stage)
     progress(0.5, "stage 2: locating the landmarks")
@@ -260,7 +261,7 @@ def detect_landmarks(
     points = stage2.to_original(run_stage(model.stage2, stage2, centre, geometry, mirror, model.config))
     if refine:
         progress(0.8, "stage 3: refining each landmark")
-        points = refine_landmarks(model, stage3[0], points, mirror)
+        points = refine_landmarks(model, scaled[1], points, mirror)
     progress(1.0, "done")
     names = model.landmark_names
     return LandmarkSet(names, index_to_physical(image, points), None, "KNEEL landmarks")
