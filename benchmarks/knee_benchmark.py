@@ -6,7 +6,8 @@ against the senior one (inter-observer variability) and the published random-for
 ablation rows (benchmarks/knee_ablation.py) are appended when their results exist. Speed: wall time of
 ``detect_landmarks`` on an already loaded image (no file I/O), torch threads as set.
 
-    nice -n 19 python benchmarks/knee_benchmark.py [--model FILE] [--threads 2] [--limit N]
+    nice -n 19 python benchmarks/knee_benchmark.py [--threads 2] [--limit N]
+    python benchmarks/knee_benchmark.py --model OTHER.pt --name knee_isbi2015_other   # another model
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=default_model_path())
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--limit", type=int, help="only the first N Test1 images")
+    parser.add_argument(
+        "--name", default="knee_isbi2015", help="writes results/NAME.md and results/NAME_report/"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = KneeModel.load(args.model)
@@ -72,7 +76,7 @@ def main() -> None:
     results = {name: summary(p) for name, p in points.items()}
     results["full vs mean annotator"] = summary(points["full"], (senior + junior) / 2)
     results["junior"] = summary(junior)
-    write_evaluation_report(results["full"], RESULTS / "knee_isbi2015_report", "KNEEL ISBI 2015 Test1")
+    write_evaluation_report(results["full"], RESULTS / f"{args.name}_report", "KNEEL ISBI 2015 Test1")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     timing = {name: np.array(s) for name, s in seconds.items()}
     drift = annotator_drift_lines(np.stack(points["full"]), senior, junior, labels)
@@ -122,10 +126,10 @@ def write_table(
         f"{np.median(two) * 1000:.0f} ms; CPU time of the process per image (full): median "
         f"{np.median(cpu) * 1000:.0f} ms; peak resident memory of the benchmark process {peak_mb:.0f} MB.",
         "",
-        "Per-landmark table and CED: `knee_isbi2015_report/`.",
+        f"Per-landmark table and CED: `{args.name}_report/`.",
     ]
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "knee_isbi2015.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (RESULTS / f"{args.name}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
 
 

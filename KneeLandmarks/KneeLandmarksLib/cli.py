@@ -47,7 +47,8 @@ def _add_train(sub) -> None:
     p.add_argument(
         "--data",
         required=True,
-        help="'isbi:train' / 'isbi:all' (ISBI 2015 in the data root) or IMAGES_DIR:LANDMARKS_DIR "
+        help="'isbi:train' / 'isbi:all' (ISBI 2015 in the data root, senior annotator; append ':mean' or "
+        "':junior' for other labels) or IMAGES_DIR:LANDMARKS_DIR "
         "(landmark files .mrk.json/.fcsv/.csv named like the images)",
     )
     p.add_argument("--spacing", type=float, default=None, help="pixel size (mm) of the training images")

@@ -216,7 +216,8 @@ LANDMARK_SUFFIXES = (".mrk.json", ".fcsv", ".csv", ".json")
 
 
 def resolve_training_cases(spec: str, spacing_mm: float | None = None) -> list[TrainingCase]:
-    """Training cases from ``'isbi:<split>'`` (the ISBI 2015 data, senior annotator),
+    """Training cases from ``'isbi:<split>[:<annotator>]'`` (the ISBI 2015 data; senior annotator unless
+    ``junior`` or ``mean`` is given),
     ``'kneel:CSV:IMAGES_DIR'`` (KNEEL's annotation table, images named by subject id) or
     ``'IMAGES_DIR:LANDMARKS_DIR'`` (landmark files named like the images, any shared reader format)."""
     from LandmarkCoreLib.datasets import ISBI_SPACING_MM, isbi_cases
@@ -229,9 +230,14 @@ def resolve_training_cases(spec: str, spacing_mm: float | None = None) -> list[T
         return kneel_cases(Path(csv_path), Path(images_dir), spacing)
     if spec.startswith("isbi:"):
         spacing = spacing or (ISBI_SPACING_MM, ISBI_SPACING_MM)
-        return [TrainingCase(c.image, c.senior, spacing) for c in isbi_cases(spec.split(":", 1)[1])]
+        split, _, annotator = spec[len("isbi:") :].partition(":")
+        return [
+            TrainingCase(c.image, c.annotation(annotator or "senior"), spacing) for c in isbi_cases(split)
+        ]
     if spec.count(":") != 1:
-        raise InputError("training data", f"'{spec}' is neither 'isbi:<split>' nor IMAGES_DIR:LANDMARKS_DIR")
+        raise InputError(
+            "training data", f"'{spec}' is neither 'isbi:<split>[:<annotator>]' nor IMAGES_DIR:LANDMARKS_DIR"
+        )
     images_dir, landmarks_dir = (Path(p) for p in spec.split(":"))
     landmark_files = {}
     for path in sorted(landmarks_dir.iterdir()) if landmarks_dir.is_dir() else []:

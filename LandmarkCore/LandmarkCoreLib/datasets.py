@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -160,6 +160,8 @@ ISBI_LANDMARK_NAMES = [
 ]
 _ISBI_COLUMNS = [str(i) for i in range(1, 20)]
 ISBI_SPLITS = {"train": range(1, 151), "test1": range(151, 301), "all": range(1, 301)}
+#: whose landmarks to use: the senior annotator's are the challenge's ground truth (Test1 included)
+ISBI_ANNOTATORS = ("senior", "junior", "mean")
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,14 @@ class IsbiCase:
     image: Path
     senior: LandmarkSet
     junior: LandmarkSet
+
+    def annotation(self, annotator: str = "senior") -> LandmarkSet:
+        """The senior or junior annotator's landmarks, or their mean."""
+        if annotator == "mean":
+            return replace(self.senior, points=(self.senior.points + self.junior.points) / 2)
+        if annotator not in ISBI_ANNOTATORS:
+            raise InputError("ISBI annotator", f"'{annotator}' is not one of {', '.join(ISBI_ANNOTATORS)}")
+        return getattr(self, annotator)
 
     def read_image(self) -> sitk.Image:
         """The radiograph as SimpleITK reads it, with its 0.1 mm spacing set (RGB JPEG pixels)."""

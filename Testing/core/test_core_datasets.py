@@ -80,6 +80,18 @@ def test_isbi_tables_agree_in_mm_and_pixels(data_root):
 
 
 @pytest.mark.realdata
+def test_isbi_annotation_picks_an_annotator_or_their_mean(data_root):
+    case = datasets.isbi_cases("train", data_root)[0]
+    assert case.annotation() is case.senior and case.annotation("junior") is case.junior
+    mean = case.annotation("mean")
+    np.testing.assert_allclose(mean.points, (case.senior.points + case.junior.points) / 2)
+    assert mean.labels == case.senior.labels
+    assert 0 < np.linalg.norm(mean.points - case.senior.points, axis=1).max() < 10
+    with pytest.raises(InputError, match="'resident' is not one of senior, junior, mean"):
+        case.annotation("resident")
+
+
+@pytest.mark.realdata
 def test_isbi_image_has_its_spacing_and_holds_the_landmarks(data_root):
     case = datasets.isbi_cases("train", data_root)[0]
     image = case.read_image()

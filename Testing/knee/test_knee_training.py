@@ -185,3 +185,13 @@ def test_kneel_table_maps_roi_points_back_to_the_full_image(tmp_path):
         roi = kneel_image_to_roi(pixels, np.array([300, 120, 766, 586]), side, image_spacing_mm=0.15)
         np.testing.assert_allclose(roi[0], [10, 200], atol=1e-6)
         np.testing.assert_allclose(roi[9], [20, 150], atol=1e-6)
+
+
+@pytest.mark.realdata
+def test_isbi_training_spec_chooses_the_annotator(data_root):
+    senior, mean = resolve_training_cases("isbi:train"), resolve_training_cases("isbi:train:mean")
+    assert len(senior) == len(mean) == 150 and senior[0].image_path == mean[0].image_path
+    moved = np.linalg.norm(mean[0].landmarks.points - senior[0].landmarks.points, axis=1)
+    assert 0 < moved.max() < 10 and senior[0].spacing == (0.1, 0.1)
+    with pytest.raises(InputError, match="'typo' is not one of senior, junior, mean"):
+        resolve_training_cases("isbi:train:typo")
