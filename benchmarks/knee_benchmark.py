@@ -67,6 +67,7 @@ def main() -> None:
                 cpu_seconds.append(time.process_time() - started_cpu)
     senior = np.stack([c.senior.points for c in cases])
     junior = np.stack([c.junior.points for c in cases])
+    mean_annotator = np.stack([c.annotation("mean").points for c in cases])
     names = [c.case_id for c in cases]
 
     def summary(pred, truth=senior):
@@ -74,7 +75,7 @@ def main() -> None:
         return summarize_errors(errors, labels, names, RADII, outlier_threshold=OUTLIER_MM)
 
     results = {name: summary(p) for name, p in points.items()}
-    results["full vs mean annotator"] = summary(points["full"], (senior + junior) / 2)
+    results["full vs mean annotator"] = summary(points["full"], mean_annotator)
     results["junior"] = summary(junior)
     write_evaluation_report(results["full"], RESULTS / f"{args.name}_report", "KNEEL ISBI 2015 Test1")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -143,8 +144,9 @@ def annotator_drift_lines(
     train_offset = np.stack([c.senior.points - c.junior.points for c in train])[..., :2].mean(0)
     test_offset = (senior - junior)[..., :2].mean(0)
     shift = np.linalg.norm(test_offset - train_offset, axis=1)
-    bias = (predicted - senior)[..., :2].mean(0)
-    debiased = np.linalg.norm((predicted - senior)[..., :2] - bias, axis=2)
+    errors = (predicted - senior)[..., :2]
+    bias = errors.mean(0)
+    debiased = np.linalg.norm(errors - bias, axis=2)
     debiased_sdr = 100 * (debiased <= 2.0).mean()
     lines = [
         "",
