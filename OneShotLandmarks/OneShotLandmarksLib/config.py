@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from LandmarkCoreLib.errors import InputError
+from LandmarkCoreLib.settings import setting
 
 
 def _from_dict(cls, values: dict[str, Any], what: str):
@@ -22,19 +23,28 @@ class TrainingConfig:
     from the SOI radius and ``max_translation_mm`` so that a rotated, translated SOI never leaves the
     slices (the paper's "no missing pixels")."""
 
-    working_spacing_mm: float = 1.0
-    max_rotation_deg: float = 180.0  # per axis; 180 = any pose (targets come in arbitrary poses)
-    max_translation_mm: float = 3.0  # per axis
-    margin_mm: float = 1.0
-    width: int = 64  # U-Net channels at full resolution (paper: 64)
-    learning_rate: float = 1e-3  # paper: 0.1 (TF Adam); 1e-3 is Adam's stable default here, see README
-    lr_decay_per_epoch: float = 0.95  # the paper decreases lr with the epochs
-    batch_size: int = 32
-    volumes_per_epoch: int = 3  # random (R, T) resamplings per epoch, all slices of 3 directions each
-    max_epochs: int = 25
-    patience: int = 4
-    seed: int = 0
-    device: str = "auto"
+    working_spacing_mm: float = setting(1.0, minimum=0.05, maximum=10.0, help="working grid spacing (mm)")
+    max_rotation_deg: float = setting(
+        180.0, minimum=0.0, maximum=180.0, help="rotation per axis (180 = any pose; targets come in any pose)"
+    )
+    max_translation_mm: float = setting(3.0, minimum=0.0, maximum=100.0, help="translation per axis (mm)")
+    margin_mm: float = setting(1.0, minimum=0.0, maximum=50.0, help="margin around the SOI (mm)")
+    width: int = setting(64, minimum=4, maximum=256, help="U-Net channels at full resolution (paper: 64)")
+    learning_rate: float = setting(
+        1e-3, minimum=1e-6, maximum=1.0, help="Adam learning rate (paper: 0.1 in TF; see README)"
+    )
+    lr_decay_per_epoch: float = setting(0.95, minimum=0.5, maximum=1.0, help="learning-rate factor per epoch")
+    batch_size: int = setting(32, minimum=1, maximum=1024, help="slices per batch")
+    volumes_per_epoch: int = setting(
+        3,
+        minimum=1,
+        maximum=1000,
+        help="random (R, T) resamplings per epoch, all slices of 3 directions each",
+    )
+    max_epochs: int = setting(25, minimum=1, maximum=10000, help="training epochs at most")
+    patience: int = setting(4, minimum=1, maximum=1000, help="epochs without validation gain before stopping")
+    seed: int = setting(0, minimum=0, maximum=2**31 - 1, help="random seed")
+    device: str = setting("auto", choices=("auto", "cpu", "cuda"), help="where training runs")
 
     def validate(self) -> None:
         positive = (

@@ -7,10 +7,10 @@ import pytest
 import SimpleITK as sitk
 import slicer  # the real slicer-core wheel; a missing wheel fails the suite, never skips
 import vtk
-from LandmarkCoreLib import mrml_bridge
 from LandmarkCoreLib.errors import InputError
 from LandmarkCoreLib.landmarks import LandmarkSet, read_landmarks, write_landmarks
 from LandmarkCoreLib.segmentations import read_mask
+from LandmarkSlicerLib import mrml_bridge
 from vtk.util import numpy_support
 
 

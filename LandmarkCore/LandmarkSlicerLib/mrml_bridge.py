@@ -1,10 +1,9 @@
-"""Conversions between MRML nodes (RAS) and this package's types (SimpleITK images, LandmarkSet; LPS).
+"""Conversions between MRML nodes (RAS) and LandmarkCoreLib's types (SimpleITK images, LandmarkSet; LPS).
 
-The only module of LandmarkCoreLib that imports ``slicer``. It runs inside the Slicer application and
-in plain Python with the ``slicer-core`` wheel (which the tests use). Node geometry follows MRML:
-``IJKToRAS = [directions * spacing | origin]`` in RAS; SimpleITK's is the same matrix in LPS, i.e.
-with its first two rows negated. Linear parent transforms are applied ("hardened"); a node under a
-non-linear transform is refused rather than silently misplaced.
+Runs inside the Slicer application and in plain Python with the ``slicer-core`` wheel (which the tests
+use). Node geometry follows MRML: ``IJKToRAS = [directions * spacing | origin]`` in RAS; SimpleITK's is
+the same matrix in LPS, i.e. with its first two rows negated. Linear parent transforms are applied
+("hardened"); a node under a non-linear transform is refused rather than silently misplaced.
 """
 
 from __future__ import annotations
@@ -13,12 +12,11 @@ import numpy as np
 import SimpleITK as sitk
 import slicer
 import vtk
+from LandmarkCoreLib.errors import InputError
+from LandmarkCoreLib.images import conform_dimension
+from LandmarkCoreLib.landmarks import LPS_RAS_FLIP, LandmarkSet
+from LandmarkCoreLib.segmentations import resample_mask
 from vtk.util import numpy_support
-
-from .errors import InputError
-from .images import conform_dimension
-from .landmarks import LPS_RAS_FLIP, LandmarkSet
-from .segmentations import resample_mask
 
 _RAS_LPS = np.diag([*LPS_RAS_FLIP, 1.0])  # 4x4; its own inverse
 
@@ -126,6 +124,22 @@ def image_to_volume_node(image: sitk.Image, scene, name: str, create_display: bo
     if create_display:
         node.CreateDefaultDisplayNodes()
     return node
+
+
+def planar_landmarks_to_world(landmarks: LandmarkSet, node) -> LandmarkSet:
+    """2D landmarks found on ``volume_node_to_image(node, dimension=2)`` as 3D world LPS points.
+
+    They land on the node's slice plane: the volume's origin z, direction and parent transforms are
+    honoured (a plain z = 0 would put them off the image whenever the slice is not at z = 0).
+    """
+    if landmarks.dim == 3:
+        return landmarks
+    ijk_to_lps = _ijk_to_lps(node)  # the 2D image's geometry is its first two rows and columns
+    index = np.linalg.solve(ijk_to_lps[:2, :2], (landmarks.points - ijk_to_lps[:2, 3]).T).T
+    ijk = np.column_stack([index, np.zeros(len(index)), np.ones(len(index))])
+    world = (ijk_to_lps @ ijk.T).T[:, :3]
+    world[np.isnan(landmarks.points).any(axis=1)] = np.nan
+    return LandmarkSet(list(landmarks.labels), world, landmarks.descriptions, landmarks.name)
 
 
 # --------------------------------------------------------------------------- markups

@@ -1,0 +1,86 @@
+"""FaceLandmarksLogic: 68-point facial landmarks on the nodes of a MRML scene; no Qt."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from LandmarkCoreLib.errors import InputError
+from LandmarkSlicerLib.detector import DetectorInputs, DetectorLogic
+
+FACE_REGIONS = ("whole image", "ROI")
+#: Photographs a batch reads.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+
+
+@dataclass
+class FaceInputs(DetectorInputs):
+    """A photograph, its face region (whole image or a markups ROI) and a model."""
+
+    faceRegion: str = FACE_REGIONS[0]
+    faceRoi: Any = None
+    keepFlagged: bool = False  # keep a detection whose heatmaps say "no face" (else InputError)
+
+    @property
+    def roi(self) -> Any:
+        return self.faceRoi if self.faceRegion == "ROI" else None
+
+
+class FaceLandmarksLogic(DetectorLogic):
+    """:meth:`loadModel` then :meth:`detect` (milliseconds per face), or :meth:`startBatchDetection`."""
+
+    moduleName = "FaceLandmarks"
+    CLI_MODULE = "FaceLandmarksLib.cli"
+
+    def getParameterNode(self):
+        from .parameters import FaceLandmarksParameterNode
+
+        return FaceLandmarksParameterNode(self.parameterNodeMRML())
+
+    def modelClass(self):
+        from FaceLandmarksLib.pipeline import FaceModel
+
+        return FaceModel
+
+    def bundledModelPath(self) -> Path:
+        from FaceLandmarksLib.pipeline import default_model_path
+
+        return default_model_path()
+
+    def imageSuffixes(self):
+        return IMAGE_SUFFIXES
+
+    def libPackages(self) -> list:
+        import FaceLandmarksLib
+        import LandmarkCoreLib
+
+        return [FaceLandmarksLib, LandmarkCoreLib]
+
+    def describeModel(self, model) -> str:
+        return f"68-point face model from {self.modelPath.name if self.modelPath else 'memory'}"
+
+    @staticmethod
+    def faceBox(roiNode) -> tuple[float, float, float, float]:
+        """The ROI's extent in the photograph's physical space (LPS mm): (x0, y0, x1, y1)."""
+        bounds = [0.0] * 6
+        roiNode.GetRASBounds(bounds)
+        if bounds[1] <= bounds[0] or bounds[3] <= bounds[2]:
+            raise InputError(f"face ROI '{roiNode.GetName()}'", "is empty; draw it around the face")
+        return -bounds[1], -bounds[3], -bounds[0], -bounds[2]  # LPS x = -R, y = -A
+
+    def detectImage(self, model: Any, image: Any, inputs: FaceInputs, notice=None):
+        """The 68 landmarks in the face region; InputError when the heatmaps say there is no face
+        (nothing is added to the scene) unless ``inputs.keepFlagged``."""
+        from FaceLandmarksLib.pipeline import detect_landmarks
+
+        what = f"photograph '{inputs.inputVolume.GetName()}'"
+        box = self.faceBox(inputs.roi) if inputs.roi is not None else None
+        detection = detect_landmarks(model, image, box, what=what)
+        if detection.flagged_no_face and not inputs.keepFlagged:
+            raise InputError(
+                what,
+                f"no face found in the face region (mean heatmap peak "
+                f"{detection.peak_confidence.mean():.2f}); draw a face ROI around the face",
+            )
+        return detection.landmarks

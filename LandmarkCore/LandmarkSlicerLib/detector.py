@@ -1,0 +1,141 @@
+"""What the two 2D detector modules (KneeLandmarks, FaceLandmarks) share: model-source dispatch,
+detection on a photograph/radiograph node, background batch detection and evaluation. No Qt.
+
+A module's Logic derives from :class:`DetectorLogic` and supplies only what is its own: its model
+class, its bundled model, its image suffixes and the Lib call of :meth:`DetectorLogic.detectImage`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from LandmarkCoreLib.errors import InputError
+from LandmarkCoreLib.landmarks import LandmarkSet
+
+from . import scene as scene_helpers
+from . import tasks
+from .logic import SceneLogic
+from .mrml_bridge import volume_node_to_image
+from .scene import require_node, require_path
+
+BUNDLED = "bundled"
+MODEL_FILE = "model file"
+
+
+@dataclass
+class DetectorInputs:
+    """The selections every 2D detector module has (its parameter node's common fields)."""
+
+    inputVolume: Any = None
+    modelSource: str = BUNDLED
+    modelPath: Path | None = None
+    outputNode: Any = None
+    batchInputFolder: Path | None = None
+    batchOutputFolder: Path | None = None
+
+    @classmethod
+    def fromParameterNode(cls, parameterNode: Any) -> DetectorInputs:
+        """The dataclass's fields from the parameter node's fields of the same names."""
+        from dataclasses import fields
+
+        names = {"outputNode": "outputLandmarks"}
+        values = {f.name: names.get(f.name, f.name) for f in fields(cls)}
+        known = parameterNode.allParameters
+        return cls(**{field: getattr(parameterNode, name) for field, name in values.items() if name in known})
+
+
+class DetectorLogic(SceneLogic):
+    """Load a model (bundled or file), detect on one 2D image node, or on a folder in the background."""
+
+    CLI_MODULE = ""
+    #: Model sources in GUI order; the first is the bundled model.
+    MODEL_SOURCES: Sequence[str] = (BUNDLED, MODEL_FILE)
+
+    def __init__(self, scene: Any = None) -> None:
+        super().__init__(scene)
+        self.model = None
+        self.modelPath: Path | None = None
+
+    # -- what a module supplies -------------------------------------------------------------
+    def modelClass(self) -> Any:
+        """The Lib's model class (``load(path)``); imported lazily, it needs torch."""
+        raise NotImplementedError
+
+    def bundledModelPath(self) -> Path:
+        raise NotImplementedError
+
+    def imageSuffixes(self) -> Sequence[str]:
+        raise NotImplementedError
+
+    def libPackages(self) -> list:
+        """The imported packages the CLI child needs on its path."""
+        raise NotImplementedError
+
+    def detectImage(self, model: Any, image: Any, inputs: DetectorInputs, notice=None) -> LandmarkSet:
+        """The Lib's detection on a 2D SimpleITK image (LPS)."""
+        raise NotImplementedError
+
+    def prepareModelFile(self, inputs: DetectorInputs, path: Path) -> None:
+        """Make ``path`` hold the model before it is loaded (e.g. import a foreign snapshot)."""
+
+    # -- shared -----------------------------------------------------------------------------
+    def loadModel(self, inputs: DetectorInputs) -> Any:
+        """The bundled model or a model file (ModelFileError for a foreign or corrupt file)."""
+        if inputs.modelSource not in self.MODEL_SOURCES:
+            raise InputError(
+                "model source", f"'{inputs.modelSource}' is not one of {', '.join(self.MODEL_SOURCES)}"
+            )
+        if inputs.modelSource == self.MODEL_SOURCES[0]:
+            path = self.bundledModelPath()
+        else:
+            path = require_path(inputs.modelPath, "model file")
+        self.prepareModelFile(inputs, path)
+        self.model = self.modelClass().load(path)
+        self.modelPath = Path(path)
+        return self.model
+
+    def detect(self, inputs: DetectorInputs, model: Any = None, notice=None) -> Any:
+        """Landmarks on the 2D image ``inputs.inputVolume``, on its slice plane; the markups node."""
+        model = model if model is not None else self.model
+        require_node(model, "model")
+        require_node(inputs.inputVolume, "image")
+        image = volume_node_to_image(inputs.inputVolume, dimension=2)
+        landmarks = self.detectImage(model, image, inputs, notice)
+        return scene_helpers.landmarks_into_node(landmarks, inputs.inputVolume, inputs.outputNode)
+
+    def startBatchDetection(self, inputs: DetectorInputs) -> tasks.BackgroundTask:
+        """Detect on every image of ``inputs.batchInputFolder`` with the loaded model, in a child process.
+
+        The task's result is a :class:`~LandmarkSlicerLib.tasks.BatchSummary` (written, failed).
+        """
+        if self.modelPath is None:
+            raise InputError("model", "load a model first")
+        suffixes = self.imageSuffixes()
+        images = scene_helpers.image_files(require_path(inputs.batchInputFolder, "input folder"), suffixes)
+        outputFolder = require_path(inputs.batchOutputFolder, "output folder")
+        started = time.time()
+
+        def finish(result):
+            return tasks.batch_summary(images, outputFolder, suffixes, result, started)
+
+        arguments = ["-m", self.modelPath, "-o", outputFolder, *images]
+        return tasks.start_cli_task(
+            self.CLI_MODULE,
+            "detect",
+            arguments,
+            self.libPackages(),
+            finish,
+            success_codes=tasks.BATCH_EXIT_CODES,
+        )
+
+    def evaluate(self, detectedNode: Any, truthNode: Any, tableNode: Any = None) -> tuple[Any, float]:
+        """(error table node, mean radial error in mm) of detected against ground-truth landmarks."""
+        return scene_helpers.evaluate_markups(detectedNode, truthNode, tableNode)
+
+    def loadImage(self, path: Any) -> Any:
+        """One image file as a volume node of this scene (a numbered image stays one image)."""
+        return scene_helpers.load_image_node(path, self.scene)

@@ -1,0 +1,66 @@
+"""Parameter-node fields derived from the config dataclasses' one settings declaration.
+
+A config field ``working_spacing_mm`` (declared with ``LandmarkCoreLib.settings.setting``) becomes the
+parameter-node field ``workingSpacingMm`` with the same type, default and range; reading the fields
+back gives a validated config. No hand-kept name maps: the declaration is the only source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Optional
+
+from LandmarkCoreLib.settings import setting_specs, settings_from_dict, settings_to_dict
+
+
+def parameter_name(setting_name: str) -> str:
+    """``working_spacing_mm`` -> ``workingSpacingMm`` (Slicer's parameter-node naming)."""
+    head, *rest = setting_name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _specs(cls: type, names: Iterable[str] | None) -> list:
+    specs = setting_specs(cls)
+    if names is None:
+        return specs
+    wanted = list(names)
+    by_name = {spec.name: spec for spec in specs}
+    return [by_name[name] for name in wanted]
+
+
+def _annotation(spec) -> Any:
+    from typing import Annotated
+
+    from slicer.parameterNodeWrapper import Choice, Maximum, Minimum, WithinRange
+
+    base = list[spec.type] if spec.is_list else spec.type
+    if spec.optional:
+        return Optional[base]  # noqa: UP045 -- Slicer's wrapper defaults Optional fields to None
+    if spec.choices is not None:
+        return Annotated[base, Choice(list(spec.choices))]
+    if spec.is_list or (spec.minimum is None and spec.maximum is None):
+        return base
+    if spec.minimum is not None and spec.maximum is not None:
+        return Annotated[base, WithinRange(spec.minimum, spec.maximum)]
+    return Annotated[base, Minimum(spec.minimum) if spec.minimum is not None else Maximum(spec.maximum)]
+
+
+def setting_fields(cls: type, names: Iterable[str] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(annotations, defaults) of the parameter-node fields for ``cls``'s settings (all, or ``names``)."""
+    annotations, defaults = {}, {}
+    for spec in _specs(cls, names):
+        field = parameter_name(spec.name)
+        annotations[field] = _annotation(spec)
+        defaults[field] = list(spec.default) if spec.is_list else spec.default
+    return annotations, defaults
+
+
+def settings_from_parameter_node(
+    cls: type, parameter_node: Any, names: Iterable[str] | None = None, base: Any = None
+) -> Any:
+    """``base`` (or ``cls``'s defaults) with the parameter node's values for ``names``; validated."""
+    values = settings_to_dict(base if base is not None else cls())
+    for spec in _specs(cls, names):
+        value = getattr(parameter_node, parameter_name(spec.name))
+        values[spec.name] = list(value) if spec.is_list else value
+    return settings_from_dict(cls, values, "setting")

@@ -1,0 +1,149 @@
+"""A module's CLI run as a background child process, whose output files become scene nodes.
+
+Qt-free: the Widget's :class:`~LandmarkSlicerLib.gui.TaskMonitor` polls a task from a timer, a script
+or test calls :meth:`BackgroundTask.wait`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from LandmarkCoreLib import jobs
+from LandmarkCoreLib.errors import LandmarkError
+
+
+def python_executable() -> str:
+    """``PythonSlicer`` inside Slicer (the application's own environment), else this interpreter."""
+    return shutil.which("PythonSlicer") or sys.executable
+
+
+def work_folder(prefix: str) -> tempfile.TemporaryDirectory:
+    """A private temporary folder for the files a CLI job reads and writes."""
+    return tempfile.TemporaryDirectory(prefix=f"{prefix}-")
+
+
+class BackgroundTask:
+    """A CLI child process plus what turns its output files into scene nodes once it ended.
+
+    ``finish`` runs after an exit status in the job's success codes, so a failed or cancelled job
+    leaves the scene as it was. The temporary ``folder`` (if any) is removed when the task is collected.
+    """
+
+    def __init__(
+        self,
+        job: jobs.Job,
+        finish: Callable[[jobs.JobResult], Any],
+        folder: tempfile.TemporaryDirectory | None = None,
+    ) -> None:
+        self.job = job
+        self._finish = finish
+        self._folder = folder
+
+    @property
+    def finished(self) -> bool:
+        return self.job.finished
+
+    def poll(self) -> list[jobs.ProgressEvent]:
+        return self.job.poll()
+
+    def cancel(self) -> None:
+        self.job.cancel()
+
+    def result(self) -> Any:
+        """``finish``'s value; raises the job's ``Cancelled`` or ``JobError``. Cleans up either way."""
+        try:
+            return self._finish(self.job.result())
+        finally:
+            if self._folder is not None:
+                self._folder.cleanup()
+                self._folder = None
+
+    def wait(self, timeout: float | None = None) -> Any:
+        """Block until done (Python console, tests) and return :meth:`result`."""
+        with contextlib.suppress(LandmarkError):  # result() raises it again after cleaning up
+            self.job.wait(timeout)
+        return self.result()
+
+
+def start_cli_task(
+    cli_module: str,
+    subcommand: str,
+    arguments: Sequence[object],
+    packages: Sequence[object],
+    finish: Callable[[jobs.JobResult], Any],
+    folder: tempfile.TemporaryDirectory | None = None,
+    success_codes: Sequence[int] = (0,),
+) -> BackgroundTask:
+    """Start ``python -m cli_module subcommand --progress-format jsonl arguments`` in the background.
+
+    ``packages`` are the imported packages the child needs on its path (the Lib and LandmarkCoreLib).
+    """
+    command = jobs.cli_command(cli_module, subcommand, [str(a) for a in arguments], python_executable())
+    job = jobs.Job(
+        command,
+        python_path=jobs.package_python_path(*packages),
+        name=f"{cli_module.split('.')[0]} {subcommand}",
+        success_codes=success_codes,
+    )
+    logging.info("Starting: %s", " ".join(command))
+    return BackgroundTask(job.start(), finish, folder)
+
+
+#: Exit statuses a batch CLI may end with after writing some results (1: some inputs failed,
+#: 3: some photographs held no face); the summary then lists what is missing.
+BATCH_EXIT_CODES = (0, 1, 3)
+
+
+def input_stem(path: Path, suffixes: Iterable[str]) -> str:
+    """The file name without its image suffix (the name its landmark file is written under)."""
+    name = path.name
+    for suffix in sorted(suffixes, key=len, reverse=True):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+@dataclass
+class BatchSummary:
+    """What a batch left: the landmark files written and the inputs that got none."""
+
+    output_folder: Path
+    written: list[Path] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        total = len(self.written) + len(self.failed)
+        text = f"{len(self.written)} of {total} inputs: landmarks written to {self.output_folder}"
+        return text + (f"; no result for {', '.join(self.failed)}." if self.failed else ".")
+
+
+def batch_summary(
+    inputs: Sequence[Path],
+    output_folder: Path,
+    suffixes: Iterable[str],
+    result: jobs.JobResult,
+    started: float,
+) -> BatchSummary:
+    """The summary of a finished batch; one that wrote nothing and failed raises its JobError.
+
+    Only landmark files written since ``started`` (``time.time()``) count, not older results.
+    """
+    output_folder = Path(output_folder)
+    summary = BatchSummary(output_folder)
+    for path in inputs:
+        written = output_folder / f"{input_stem(Path(path), suffixes)}.mrk.json"
+        if written.is_file() and written.stat().st_mtime >= started - 1.0:
+            summary.written.append(written)
+        else:
+            summary.failed.append(Path(path).name)
+    if result.returncode != 0 and not summary.written:
+        raise jobs.JobError("batch detection", result.returncode, result.stderr)
+    return summary

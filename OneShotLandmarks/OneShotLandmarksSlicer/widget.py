@@ -1,0 +1,170 @@
+"""OneShotLandmarksWidget: binds the .ui to the parameter node, calls the Logic, shows progress."""
+
+from __future__ import annotations
+
+import slicer
+from LandmarkSlicerLib import gui
+from LandmarkSlicerLib.scene import path_is_set
+from slicer.ScriptedLoadableModule import ScriptedLoadableModuleWidget
+from slicer.util import VTKObservationMixin
+
+from .logic import DetectionInputs, OneShotLandmarksLogic, TrainingInputs
+
+#: Packages the Lib needs beyond torch and what Slicer ships (import name: pip name).
+LIB_PACKAGES = {"matplotlib": "matplotlib"}
+
+
+class OneShotLandmarksWidget(gui.ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
+    """Thin GUI: every action builds the Logic's inputs from the parameter node."""
+
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/OneShotLandmarks.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = OneShotLandmarksLogic()
+        self._monitor = gui.TaskMonitor(
+            self.ui.progressBar,
+            self.ui.statusLabel,
+            self.ui.cancelButton,
+            busy_widgets=[self.ui.trainButton, self.ui.detectButton, self.ui.batchDetectButton],
+            on_idle=self._updateGui,
+        )
+        self.observeSceneClose()
+        # Segment selectors have no parameter-node connector: keep node + segment ID in sync by hand.
+        for selector in (self.ui.referenceSegmentSelector, self.ui.validationSegmentSelector):
+            selector.connect("currentNodeChanged(vtkMRMLNode*)", self._segmentSelectionToParameters)
+            selector.connect("currentSegmentChanged(QString)", self._segmentSelectionToParameters)
+        self.ui.referenceLandmarksSelector.connect(
+            "currentNodeChanged(vtkMRMLNode*)", self.ui.referenceLandmarksPlaceWidget.setCurrentNode
+        )
+        self.ui.trainButton.connect("clicked(bool)", self.onTrain)
+        self.ui.loadModelButton.connect("clicked(bool)", self.onLoadModel)
+        self.ui.detectButton.connect("clicked(bool)", self.onDetect)
+        self.ui.batchDetectButton.connect("clicked(bool)", self.onBatchDetect)
+        self.ui.evaluateButton.connect("clicked(bool)", self.onEvaluate)
+        self.initializeParameterNode()
+
+    # -- parameter node -----------------------------------------------------------------------
+    def initializeParameterNode(self) -> None:
+        super().initializeParameterNode()
+        if not self._parameterNode.referenceVolume:
+            firstVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+            self._parameterNode.referenceVolume = firstVolume
+
+    def _segmentSelectionToParameters(self, *args) -> None:
+        p = self._parameterNode
+        if p is None:
+            return
+        p.referenceSegmentation = self.ui.referenceSegmentSelector.currentNode()
+        p.referenceSegmentID = self.ui.referenceSegmentSelector.currentSegmentID() or ""
+        p.validationSegmentation = self.ui.validationSegmentSelector.currentNode()
+        p.validationSegmentID = self.ui.validationSegmentSelector.currentSegmentID() or ""
+
+    def _updateGui(self, caller=None, event=None) -> None:
+        p = self._parameterNode
+        if p is None:
+            return
+        for selector, node, segment in (
+            (self.ui.referenceSegmentSelector, p.referenceSegmentation, p.referenceSegmentID),
+            (self.ui.validationSegmentSelector, p.validationSegmentation, p.validationSegmentID),
+        ):
+            wasBlocked = selector.blockSignals(True)
+            selector.setCurrentNode(node)
+            selector.setCurrentSegmentID(segment)
+            selector.blockSignals(wasBlocked)
+        busy = self._monitor is not None and self._monitor.busy
+        canTrain = bool(
+            p.referenceVolume
+            and p.referenceLandmarks
+            and p.referenceSegmentID
+            and p.validationVolume
+            and p.validationSegmentID
+            and path_is_set(p.modelPath)
+        )
+        self.ui.trainButton.enabled = canTrain and not busy
+        self.ui.trainButton.toolTip = (
+            "Train in a background process."
+            if canTrain
+            else "Select reference volume, landmarks, SOI segment, validation volume "
+            "and segment, and a model file name."
+        )
+        self.ui.loadModelButton.enabled = path_is_set(p.modelPath) and not busy
+        self.ui.detectButton.enabled = bool(p.targetVolume and self.logic.model) and not busy
+        folders = path_is_set(p.batchInputFolder) and path_is_set(p.batchOutputFolder)
+        self.ui.batchDetectButton.enabled = folders and path_is_set(p.modelPath) and not busy
+        self.ui.evaluateButton.enabled = bool(p.detectedLandmarks and p.groundTruthLandmarks)
+
+    # -- actions ------------------------------------------------------------------------------
+    def _ready(self) -> bool:
+        return gui.ensure_dependencies(self.moduleName, LIB_PACKAGES)
+
+    def _deviceNotice(self) -> str:
+        return gui.device_notice(self._parameterNode.device)
+
+    def onTrain(self) -> None:
+        if not self._ready():
+            return
+        with slicer.util.tryWithErrorDisplay("Training cannot start.", waitCursor=True):
+            task = self.logic.startTraining(TrainingInputs.fromParameterNode(self._parameterNode))
+            self._monitor.run(task, f"Training... {self._deviceNotice()}", self._onModelReady)
+
+    def _onModelReady(self, model) -> None:
+        self.ui.modelInfoLabel.text = self.logic.describeModel(model)
+        self._monitor.status(f"Model ready: {self.logic.modelPath}.")
+        self._updateGui()
+
+    def onLoadModel(self) -> None:
+        if not self._ready():
+            return
+        with slicer.util.tryWithErrorDisplay("The model file cannot be loaded.", waitCursor=True):
+            self._onModelReady(self.logic.loadModel(self._parameterNode.modelPath))
+
+    def onDetect(self) -> None:
+        if not self._ready():
+            return
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay("Detection cannot start.", waitCursor=True):
+            task = self.logic.startDetection(DetectionInputs.fromParameterNode(p))
+            description = f"Detecting on {p.targetVolume.GetName()}... {self._deviceNotice()}"
+            self._monitor.run(task, description, self._onDetected)
+
+    def _onDetected(self, markupsNode) -> None:
+        self._parameterNode.detectedLandmarks = markupsNode
+        slicer.util.setSliceViewerLayers(background=self._parameterNode.targetVolume, fit=True)
+        self._centerViewsOn(markupsNode)
+        count = markupsNode.GetNumberOfControlPoints()
+        self._monitor.status(f"{count} landmarks in '{markupsNode.GetName()}'.")
+
+    @staticmethod
+    def _centerViewsOn(markupsNode) -> None:
+        """Jump the slice views to the centre of the detected landmarks (QC)."""
+        import numpy as np
+
+        points = slicer.util.arrayFromMarkupsControlPoints(markupsNode)
+        if len(points):
+            centre = np.nanmean(points, axis=0)
+            slicer.modules.markups.logic().JumpSlicesToLocation(*centre, True)
+
+    def onBatchDetect(self) -> None:
+        if not self._ready():
+            return
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay("Batch detection cannot start.", waitCursor=True):
+            task = self.logic.startBatchDetection(DetectionInputs.fromParameterNode(p), p.modelPath)
+            self._monitor.run(task, f"Batch detection... {self._deviceNotice()}", self._monitor.status)
+
+    def onEvaluate(self) -> None:
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay("Evaluation failed.", waitCursor=True):
+            table, mean = self.logic.evaluate(p.detectedLandmarks, p.groundTruthLandmarks, p.errorTable)
+            p.errorTable = table
+            self.ui.evaluationResultLabel.text = (
+                f"Mean radial error {mean:.3f} mm (table '{table.GetName()}')."
+            )
