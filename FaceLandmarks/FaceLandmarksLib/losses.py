@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F  # noqa: N812
+from LandmarkCoreLib import networks
 
 
 def heatmap_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -44,13 +45,13 @@ def encoder_distillation_loss(target_features: torch.Tensor, source_features: to
     return (1.0 - cos).mean()
 
 
-def soft_argmax(heatmaps: torch.Tensor, sharpness: float = 10.0) -> torch.Tensor:
-    """Expected (x, y) in heatmap pixels under softmax(sharpness * H) over each heatmap."""
-    batch, n, height, width = heatmaps.shape
-    probs = F.softmax(sharpness * heatmaps.reshape(batch, n, -1), dim=-1).reshape(batch, n, height, width)
-    xs = torch.arange(width, dtype=heatmaps.dtype, device=heatmaps.device)
-    ys = torch.arange(height, dtype=heatmaps.dtype, device=heatmaps.device)
-    return torch.stack(((probs.sum(2) * xs).sum(-1), (probs.sum(3) * ys).sum(-1)), dim=-1)
+#: kappa of softmax(kappa * H) in the coordinate loss and the soft-argmax decoding
+SOFT_ARGMAX_SHARPNESS = 10.0
+
+
+def soft_argmax(heatmaps: torch.Tensor) -> torch.Tensor:
+    """Expected (x, y) in heatmap pixels under softmax(kappa * H) over each heatmap."""
+    return networks.soft_argmax(heatmaps, SOFT_ARGMAX_SHARPNESS)
 
 
 def coordinate_loss(heatmaps: torch.Tensor, points: torch.Tensor) -> torch.Tensor:

@@ -2,8 +2,8 @@
 
 Methods (paper, Sec. 3.3): FE (encoder frozen), FTP (all but the last encoder stage frozen), FT
 (nothing frozen), CTD-CD / CTD-ED / CTD-Com (FT plus the cross-task regularisers of
-:mod:`losses`), HG (a stacked-hourglass baseline trained from scratch -- the KneeLandmarks
-implementation is reused, not copied).
+:mod:`losses`), HG (a stacked-hourglass baseline trained from scratch -- the shared KNEEL hourglass of
+``LandmarkCoreLib.networks``, reused, not copied).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 from LandmarkCoreLib.errors import InputError
+from LandmarkCoreLib.networks import KneelHourglass
 from torch import nn
 
 from .decoder import DeconvDecoder
@@ -82,14 +83,12 @@ class HeatmapNet(nn.Module):
 
 
 class HourglassNet(nn.Module):
-    """KneeLandmarks' KNEEL hourglass on RGB input, used as the HG baseline."""
+    """The KNEEL hourglass on RGB input, used as the HG baseline."""
 
     stride = 4
 
     def __init__(self, n_points: int, width: int, depth: int) -> None:
         super().__init__()
-        from KneeLandmarksLib.network import KneelHourglass
-
         self.net = KneelHourglass(n_points, width=width, depth=depth, block="hmp", in_channels=3)
         self.cell_centre = float(self.net.cell_centre)
 

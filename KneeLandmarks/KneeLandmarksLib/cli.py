@@ -19,11 +19,11 @@ from pathlib import Path
 
 from LandmarkCoreLib.commandline import run_command
 from LandmarkCoreLib.evaluation import add_evaluate_arguments, run_evaluate
+from LandmarkCoreLib.networks import BLOCKS
 from LandmarkCoreLib.progress import CancelToken, json_lines_progress, tqdm_progress
 
 from .augment import AugmentConfig
 from .losses import LOSSES
-from .network import BLOCKS
 from .presets import PRESETS
 
 EVALUATION_RADII_MM = (1.0, 1.5, 2.0, 2.5, 3.0, 4.0)

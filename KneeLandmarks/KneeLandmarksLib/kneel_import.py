@@ -32,9 +32,9 @@ import torch
 from LandmarkCoreLib.datasets import KNEEL_LABELS, KNEEL_ROI_SIZE_MM
 from LandmarkCoreLib.errors import InputError, ModelFileError
 from LandmarkCoreLib.modelfile import ModelFile, save_model_file
+from LandmarkCoreLib.networks import KneelHourglass
 from torch import nn
 
-from .network import KneelHourglass
 from .presets import KNEE, Preset, StageGeometry
 from .training import MODEL_KIND
 

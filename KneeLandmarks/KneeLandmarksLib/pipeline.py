@@ -25,6 +25,7 @@ from LandmarkCoreLib.errors import InputError, ModelFileError
 from LandmarkCoreLib.images import index_to_physical
 from LandmarkCoreLib.landmarks import LandmarkSet
 from LandmarkCoreLib.modelfile import load_model_file
+from LandmarkCoreLib.networks import KneelHourglass
 from LandmarkCoreLib.progress import ProgressCallback, no_progress
 from torch import nn
 
@@ -37,7 +38,6 @@ from .data import (
     sample_crops,
     scale_array_to,
 )
-from .network import KneelHourglass
 from .presets import Preset, StageGeometry
 from .training import MODEL_KIND
 

@@ -26,6 +26,7 @@ import torch
 from LandmarkCoreLib.device import torch_threads
 from LandmarkCoreLib.errors import InputError, ModelFileError
 from LandmarkCoreLib.modelfile import ModelFile, load_model_file, save_model_file
+from LandmarkCoreLib.networks import KneelHourglass
 from LandmarkCoreLib.progress import CancelToken, ProgressCallback, no_progress
 
 from .augment import AugmentConfig, cutout, draw_geometry, jitter_targets, mixup_loss, textural
@@ -40,7 +41,6 @@ from .data import (
     sample_crops,
 )
 from .losses import make_loss
-from .network import KneelHourglass
 from .presets import Preset, StageGeometry
 
 MODEL_KIND = "knee-model"

@@ -14,9 +14,9 @@ from KneeLandmarksLib.kneel_import import (
     import_kneel_snapshots,
     read_session_args,
 )
-from KneeLandmarksLib.network import KneelHourglass
 from KneeLandmarksLib.pipeline import KneeModel
 from LandmarkCoreLib.errors import ModelFileError
+from LandmarkCoreLib.networks import KneelHourglass
 
 
 def kneel_net(n_points: int, width: int = 4) -> KneelHourglass:

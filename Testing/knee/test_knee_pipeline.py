@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk  # noqa: N813
 import torch
-from KneeLandmarksLib.network import KneelHourglass
 from KneeLandmarksLib.pipeline import KneeModel, detect_landmarks
 from LandmarkCoreLib.errors import InputError
+from LandmarkCoreLib.networks import KneelHourglass
 from torch import nn
 
 

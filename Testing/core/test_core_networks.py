@@ -1,10 +1,10 @@
-"""KneelHourglass: shapes, soft-argmax geometry, KNEEL's module layout, block and upsampling options."""
+"""Shared network blocks: soft-argmax geometry; KneelHourglass shapes, KNEEL's module layout, options."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from KneeLandmarksLib.network import KneelHourglass, soft_argmax
+from LandmarkCoreLib.networks import KneelHourglass, soft_argmax
 
 
 @pytest.mark.parametrize("block", ["hmp", "bottleneck"])
@@ -22,8 +22,26 @@ def test_soft_argmax_of_a_sharp_peak_is_its_cell():
     heat[0, 0, 3, 7] = 50.0
     heat[0, 1, 9, 0] = 50.0
     coords = soft_argmax(heat)
-    assert torch.allclose(coords[0, 0], torch.tensor([7 / 20, 3 / 10]), atol=1e-6)
-    assert torch.allclose(coords[0, 1], torch.tensor([0.0, 9 / 10]), atol=1e-6)
+    assert torch.allclose(coords[0, 0], torch.tensor([7.0, 3.0]), atol=1e-5)
+    assert torch.allclose(coords[0, 1], torch.tensor([0.0, 9.0]), atol=1e-5)
+
+
+def test_soft_argmax_sharpness_pulls_towards_the_peak():
+    heat = torch.zeros((1, 1, 1, 3))
+    heat[0, 0, 0, 2] = 1.0  # weights 1, 1, e at columns 0, 1, 2
+    expected = (1 + 2 * torch.e) / (2 + torch.e)
+    assert soft_argmax(heat)[0, 0, 0] == pytest.approx(expected, abs=1e-6)
+    sharp = (1 + 2 * torch.e**10) / (2 + torch.e**10)
+    assert soft_argmax(heat, sharpness=10.0)[0, 0, 0] == pytest.approx(sharp, abs=1e-5)
+
+
+def test_hourglass_coordinates_are_the_heatmap_soft_argmax_over_its_size():
+    torch.manual_seed(0)
+    net = KneelHourglass(3, width=4, depth=2).eval()
+    x = torch.randn(1, 1, 32, 48)
+    heat = net.heatmaps(x)
+    expected = soft_argmax(heat) / torch.tensor([12.0, 8.0])
+    assert torch.allclose(net(x), expected, atol=1e-6)
 
 
 def test_module_names_follow_kneel():

@@ -1,11 +1,12 @@
-"""The KNEEL hourglass network (Tiulpin et al. 2019): entry block, one hourglass, output block, soft-argmax.
+"""Network building blocks of the 2D modules: residual blocks, the recursive hourglass, soft-argmax and
+the KNEEL hourglass network (Tiulpin et al. 2019) that KneeLandmarks uses and FaceLandmarks' HG baseline
+reuses.
 
-Module names and tensor shapes follow the authors' ``HourglassNet`` (KNEEL repository, built on
-``deep-pipeline`` 0.2.5) so that their released ``fold_*.pth`` state dicts load into
-:class:`KneelHourglass` unchanged (see :mod:`KneeLandmarksLib.kneel_import`). One quirk is kept on
-purpose for that reason: their "1x1" convolution blocks are 3x3 convolutions (padding 1).
+Module names and tensor shapes of :class:`KneelHourglass` follow the authors' ``HourglassNet`` (KNEEL
+repository, built on ``deep-pipeline`` 0.2.5) so that their released ``fold_*.pth`` state dicts load
+unchanged (see ``KneeLandmarksLib.kneel_import``). One quirk is kept on purpose for that reason: their "1x1"
+convolution blocks are 3x3 convolutions (padding 1).
 
-Stable API (the FaceLandmarks module reuses it for its hourglass baseline; do not change it):
 ``KneelHourglass(n_landmarks, width=24, depth=6, block='hmp'|'bottleneck', in_channels=1, dropout=0.25,
 upsample='nearest'|'bilinear')`` (the paper says nearest; the authors' code and snapshots use bilinear),
 ``forward(x) -> (B, K, 2)`` normalised (x, y) coordinates in [0, 1) and
@@ -30,13 +31,8 @@ def conv_bn(n_in: int, n_out: int, relu: bool) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class Identity(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x
-
-
 def make_skip(n_in: int, n_out: int) -> nn.Module:
-    return Identity() if n_in == n_out else conv_bn(n_in, n_out, relu=False)
+    return nn.Identity() if n_in == n_out else conv_bn(n_in, n_out, relu=False)
 
 
 class BottleneckResidual(nn.Module):
@@ -102,19 +98,18 @@ class Hourglass(nn.Module):
         return up + F.interpolate(low, size=x.shape[-2:], mode="bilinear", align_corners=True)
 
 
-def soft_argmax(heatmaps: torch.Tensor) -> torch.Tensor:
-    """(B, K, h, w) logits -> (B, K, 2) expected (x, y), column j and row i counting as j/w, i/h."""
+def soft_argmax(heatmaps: torch.Tensor, sharpness: float = 1.0) -> torch.Tensor:
+    """(B, K, h, w) logits -> (B, K, 2) expected (x, y) in heatmap pixels (column j, row i) under
+    softmax(sharpness * heatmaps) over each heatmap."""
     b, k, h, w = heatmaps.shape
-    probs = F.softmax(heatmaps.reshape(b, k, h * w), dim=2).reshape(b, k, h, w)
-    xs = torch.arange(w, dtype=probs.dtype, device=probs.device) / w
-    ys = torch.arange(h, dtype=probs.dtype, device=probs.device) / h
-    x = (probs.sum(2) * xs).sum(2)
-    y = (probs.sum(3) * ys).sum(2)
-    return torch.stack([x, y], dim=2)
+    probs = F.softmax(sharpness * heatmaps.reshape(b, k, h * w), dim=2).reshape(b, k, h, w)
+    xs = torch.arange(w, dtype=probs.dtype, device=probs.device)
+    ys = torch.arange(h, dtype=probs.dtype, device=probs.device)
+    return torch.stack([(probs.sum(2) * xs).sum(2), (probs.sum(3) * ys).sum(2)], dim=2)
 
 
 class KneelHourglass(nn.Module):
-    """KNEEL's single-hourglass landmark regressor (stable API, see the module docstring).
+    """KNEEL's single-hourglass landmark regressor (see the module docstring).
 
     ``width`` is N of the paper (channels grow N -> 2N -> 4N in the entry block, the hourglass
     runs at 4N with 8N outputs), ``depth`` is d (pooling levels; the input's side divided by 4
@@ -168,10 +163,8 @@ class KneelHourglass(nn.Module):
         return self.out_block(self.mixer(self.hourglass(self.layer2(self.layer1(x)))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalised landmark coordinates (B, K, 2) as (x, y) in [0, 1)."""
-        return soft_argmax(self.heatmaps(x))
-
-    def replace_head(self, n_landmarks: int) -> None:
-        """New output layer for ``n_landmarks`` (stage 2 starts from stage 1's other weights)."""
-        self.out_block = nn.Sequential(nn.Conv2d(self.width * 4, n_landmarks, kernel_size=1))
-        self.n_landmarks = n_landmarks
+        """Normalised landmark coordinates (B, K, 2) as (x, y) in [0, 1): column j and row i of an
+        (h, w) heatmap count as j/w, i/h."""
+        heatmaps = self.heatmaps(x)
+        h, w = heatmaps.shape[-2:]
+        return soft_argmax(heatmaps) / torch.tensor([w, h], dtype=heatmaps.dtype, device=heatmaps.device)
