@@ -6,6 +6,10 @@ never take the application down. So the Widget starts the CLI (``python -m <Lib>
 and shows the progress events; Cancel calls :meth:`Job.cancel`, which interrupts the CLI the
 way Ctrl+C would, so the CLI stops at its next cancellation check and keeps its last checkpoint.
 
+Inside Slicer the command is ``PythonSlicer``, a launcher that starts ``python-real`` as its child,
+shares its pipes and forwards no signal. So a job runs in its own session (POSIX) or process group
+(Windows) and Cancel signals the whole group: SIGINT on POSIX, CTRL_BREAK_EVENT on Windows.
+
 A reader thread per pipe moves the child's output into a queue, so the pipes never fill up and
 the caller never waits on I/O. Lines that are JSON objects with a ``progress`` or ``message`` key
 become :class:`ProgressEvent`; other stdout lines are kept as log; stderr is kept so that a
@@ -152,7 +156,7 @@ class Job:
         """Start the child process and its reader threads; returns ``self``."""
         if self._process is not None:
             raise RuntimeError("job already started")
-        flags = subprocess.CREATE_NEW_PROCESS_GROUP if sys.platform == "win32" else 0
+        windows = sys.platform == "win32"
         self._process = subprocess.Popen(
             self.command,
             stdout=subprocess.PIPE,
@@ -164,7 +168,8 @@ class Job:
             encoding="utf-8",
             errors="replace",
             bufsize=1,
-            creationflags=flags,
+            creationflags=subprocess.CREATE_NEW_PROCESS_GROUP if windows else 0,
+            start_new_session=not windows,  # its own process group: Cancel reaches the launcher's child
         )
         self._readers = [
             threading.Thread(target=self._read_stdout, daemon=True),
@@ -216,7 +221,7 @@ class Job:
 
     # -- stopping -------------------------------------------------------------------------
     def cancel(self, grace_seconds: float = 15.0) -> None:
-        """Interrupt the child like Ctrl+C; terminate it if it has not stopped after the grace time.
+        """Interrupt the job's process group like Ctrl+C; terminate it if not stopped after the grace time.
 
         The CLIs turn the interrupt into their CancelToken, so training stops between batches and
         keeps its last checkpoint. Returns at once; :meth:`result` then raises ``Cancelled`` (unless
@@ -225,24 +230,44 @@ class Job:
         self._cancel_requested = True
         if not self.running:
             return
-        assert self._process is not None
         interrupt = signal.CTRL_BREAK_EVENT if sys.platform == "win32" else signal.SIGINT
+        if self._signal_group(interrupt):
+            threading.Thread(target=self._terminate_after, args=(grace_seconds,), daemon=True).start()
+
+    def _signal_group(self, signal_number: int) -> bool:
+        """Send ``signal_number`` to the job's process group; False when it is already gone."""
+        assert self._process is not None
         try:
-            self._process.send_signal(interrupt)
-        except OSError:  # already gone
-            return
-        threading.Thread(target=self._terminate_after, args=(grace_seconds,), daemon=True).start()
+            if sys.platform == "win32":
+                self._process.send_signal(signal_number)  # CTRL_BREAK_EVENT reaches the whole group
+            else:
+                os.killpg(self._process.pid, signal_number)
+        except (OSError, ProcessLookupError):
+            return False
+        return True
 
     def _terminate_after(self, grace_seconds: float) -> None:
+        """Terminate, then kill, the job's process group if it has not stopped in time."""
+        if self._ended_by(time.monotonic() + grace_seconds):
+            return
+        self._signal_group(signal.CTRL_BREAK_EVENT if sys.platform == "win32" else signal.SIGTERM)
+        if self._ended_by(time.monotonic() + 5.0):
+            return
+        if sys.platform == "win32":
+            subprocess.run(["taskkill", "/F", "/T", "/PID", str(self._process.pid)], capture_output=True)
+        else:
+            self._signal_group(signal.SIGKILL)
+
+    def _ended_by(self, deadline: float) -> bool:
+        """Whether the process exited and its pipes closed (every process sharing them is gone) in time."""
         assert self._process is not None
         try:
-            self._process.wait(timeout=grace_seconds)
+            self._process.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=5.0)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
+            return False
+        for reader in self._readers:
+            reader.join(max(0.0, deadline - time.monotonic()))
+        return not any(reader.is_alive() for reader in self._readers)
 
     def wait(self, timeout: float | None = None) -> JobResult:
         """Block until the job ended (for scripts and tests; the GUI polls :attr:`finished`)."""

@@ -78,6 +78,12 @@ class App:
     def processEvents(self, *args) -> None:
         pass
 
+    def moduleManager(self) -> Shim:
+        return Shim()
+
+    def translate(self, context: str, text: str) -> str:
+        return text  # Qt without a loaded translation
+
 
 def tag_version(tag: str) -> tuple[int, int, int]:
     major, minor, patch = (int(part) for part in tag.lstrip("v").split("."))

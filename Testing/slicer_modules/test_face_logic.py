@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 import slicer
 import torch
+import vtk
+from FaceLandmarksSlicer.logic import FaceInputs, FaceLandmarksLogic
 from LandmarkCoreLib.errors import InputError, ModelFileError
 from LandmarkCoreLib.landmarks import LPS_RAS_FLIP
 from LandmarkCoreLib.modelfile import ModelFile, save_model_file
@@ -65,23 +67,23 @@ def roi_around(scene, box):
 
 
 def test_detect_with_and_without_a_face_roi_equals_the_headless_pipeline(scene, photograph):
+    """Also under a parent transform and off z = 0: the landmarks sit on the photograph's plane."""
     from FaceLandmarksLib.pipeline import detect_landmarks
-    from LandmarkCoreLib.mrml_bridge import image_to_volume_node
-
-    import FaceLandmarks
+    from LandmarkSlicerLib.mrml_bridge import image_to_volume_node
 
     _, image = photograph
     assert image.GetNumberOfComponentsPerPixel() == 3  # an RGB photograph -> a vector volume node
     cells = torch.linspace(2.0, 13.0, 68 * 2).reshape(1, 68, 2)
     model = stub_model(cells)
     volume = image_to_volume_node(image, scene, "face photo")
-    logic = FaceLandmarks.FaceLandmarksLogic()
+    logic = FaceLandmarksLogic(scene)
     width, height = image.GetSize()
     box = (0.2 * width, 0.1 * height, 0.8 * width, 0.9 * height)
     roi = roi_around(scene, box)
     np.testing.assert_allclose(logic.faceBox(roi), box, atol=1e-9)
     for region, headless_box in ((roi, box), (None, None)):
-        node = logic.detect(model, volume, region)
+        inputs = FaceInputs(inputVolume=volume, faceRegion="ROI" if region else "whole image", faceRoi=region)
+        node = logic.detect(inputs, model)
         assert node.GetNumberOfControlPoints() == 68 and node.GetNthControlPointLabel(67) == "67"
         expected = detect_landmarks(model, image, headless_box).landmarks.points
         ras = slicer.util.arrayFromMarkupsControlPoints(node)
@@ -89,62 +91,68 @@ def test_detect_with_and_without_a_face_roi_equals_the_headless_pipeline(scene, 
     lps = ras * LPS_RAS_FLIP
     assert np.all((lps[:, 0] >= 0) & (lps[:, 0] <= width) & (lps[:, 1] >= 0) & (lps[:, 1] <= height))
 
+    # The same photograph at z = 7 mm under a transform (translation + rotation about z).
+    transform = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "moved")
+    matrix = vtk.vtkMatrix4x4()
+    matrix.DeepCopy((0.0, -1.0, 0.0, 10.0, 1.0, 0.0, 0.0, -4.0, 0.0, 0.0, 1.0, 3.0, 0, 0, 0, 1))
+    transform.SetMatrixTransformToParent(matrix)
+    volume.SetOrigin(*np.array(volume.GetOrigin()[:2]), 7.0)
+    volume.SetAndObserveTransformNodeID(transform.GetID())
+    moved = logic.detect(FaceInputs(inputVolume=volume), model)
+    world = slicer.util.arrayFromMarkupsControlPoints(moved)  # the node is not transformed: world RAS
+    local = np.c_[ras[:, :2], np.full(68, 7.0), np.ones(68)]
+    on_plane = (slicer.util.arrayFromVTKMatrix(matrix) @ local.T).T[:, :3]
+    np.testing.assert_allclose(world, on_plane, atol=1e-6)
+
 
 def test_no_face_and_bad_models_are_refused_without_touching_the_scene(scene, photograph, tmp_path):
-    from LandmarkCoreLib.mrml_bridge import image_to_volume_node
-
-    import FaceLandmarks
+    from LandmarkSlicerLib.mrml_bridge import image_to_volume_node
 
     _, image = photograph
     volume = image_to_volume_node(image, scene, "face photo")
-    logic = FaceLandmarks.FaceLandmarksLogic()
+    logic = FaceLandmarksLogic(scene)
     knee = tmp_path / "knee.pt"
     save_model_file(knee, ModelFile("knee-model", {}, {}))
+    photo = FaceInputs(inputVolume=volume)
+    batch = FaceInputs(batchInputFolder=tmp_path, batchOutputFolder=tmp_path / "out")
     cases = [
-        (lambda: logic.detect(stub_model(None), volume), InputError, "no face found"),
-        (lambda: logic.loadModel("model file", knee), ModelFileError, "another module"),
-        (lambda: logic.loadModel("model file", ""), InputError, "no file name"),
-        (lambda: logic.startBatchDetection(tmp_path, tmp_path / "out"), InputError, "model"),
+        (lambda: logic.detect(photo, stub_model(None)), InputError, "no face found"),
+        (
+            lambda: logic.loadModel(FaceInputs(modelSource="model file", modelPath=knee)),
+            ModelFileError,
+            "another",
+        ),
+        (
+            lambda: logic.loadModel(FaceInputs(modelSource="model file", modelPath="")),
+            InputError,
+            "no file name",
+        ),
+        (lambda: logic.startBatchDetection(batch), InputError, "model"),
     ]
     for action, error, text in cases:
         before = scene_snapshot(scene)
         with pytest.raises(error, match=text):
             action()
         assert scene_snapshot(scene) == before
-    flagged = logic.detect(stub_model(None), volume, keepFlagged=True)
+    flagged = logic.detect(FaceInputs(inputVolume=volume, keepFlagged=True), stub_model(None))
     assert flagged.GetNumberOfControlPoints() == 68
 
 
-def test_batch_detection_reports_photographs_without_a_face(photograph, tmp_path):
+def test_batch_detection_reports_the_photograph_without_a_face(photograph, tmp_path):
+    """The bundled model on a real photograph and on a blank image: one written, one listed as failed."""
     import shutil
 
-    from FaceLandmarksLib.methods import HeatmapNet
-    from FaceLandmarksLib.training import MODEL_KIND
-
-    import FaceLandmarks
+    import SimpleITK as sitk
 
     sample, _ = photograph
     folder = tmp_path / "in"
     folder.mkdir()
-    for name in ("a", "b"):
-        shutil.copy(sample.image, folder / f"{name}.jpg")
-    torch.manual_seed(0)
-    config = {
-        "architecture": {
-            "type": "resnet-simplebaselines",
-            "n_points": 68,
-            "depth": 18,
-            "width": 8,
-            "decoder_channels": 8,
-        },
-        "input_size": 32,
-    }
-    model_path = tmp_path / "random.pt"
-    weights = {"state_dict": HeatmapNet(18, 8, 68, 8).state_dict()}
-    save_model_file(model_path, ModelFile(MODEL_KIND, config, weights))
-    logic = FaceLandmarks.FaceLandmarksLogic()
-    logic.loadModel("model file", model_path)
-    summary = logic.startBatchDetection(folder, tmp_path / "out").wait(timeout=300)
-    written = sorted((tmp_path / "out").glob("*.mrk.json"))
-    assert summary.startswith(f"{len(written)} of 2 photographs")
-    assert ("without a face" in summary) == (len(written) < 2)
+    shutil.copy(sample.image, folder / "face.jpg")
+    blank = sitk.Image([96, 96], sitk.sitkVectorUInt8, 3) + 128  # uniform grey: no face in it
+    sitk.WriteImage(blank, str(folder / "blank.png"))
+    logic = FaceLandmarksLogic()
+    logic.loadModel(FaceInputs())
+    batch = FaceInputs(batchInputFolder=folder, batchOutputFolder=tmp_path / "out")
+    summary = logic.startBatchDetection(batch).wait(timeout=300)
+    assert [p.name for p in summary.written] == ["face.mrk.json"]
+    assert summary.failed == ["blank.png"]

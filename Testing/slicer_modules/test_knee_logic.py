@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import slicer
+from KneeLandmarksSlicer.logic import KneeInputs, KneeLandmarksLogic
 from LandmarkCoreLib.errors import InputError, ModelFileError
 from LandmarkCoreLib.landmarks import LPS_RAS_FLIP
 from LandmarkCoreLib.modelfile import ModelFile, save_model_file
@@ -61,20 +62,18 @@ def cephalogram(data_root):
 def test_detect_on_a_radiograph_node_equals_the_headless_pipeline(scene, random_model_path, cephalogram):
     """The ISBI JPEG is RGB: as a vector volume (grey conversion with a notice) and as a grey volume."""
     from KneeLandmarksLib.pipeline import KneeModel, detect_landmarks
-    from LandmarkCoreLib.mrml_bridge import image_to_volume_node
-
-    import KneeLandmarks
+    from LandmarkSlicerLib.mrml_bridge import image_to_volume_node
 
     _, rgb = cephalogram
     grey = sitk.GetImageFromArray(sitk.GetArrayFromImage(rgb).mean(axis=-1).astype(np.float32))
     grey.SetSpacing(rgb.GetSpacing())
-    logic = KneeLandmarks.KneeLandmarksLogic()
-    model = logic.loadModel("model file", random_model_path)
+    logic = KneeLandmarksLogic(scene)
+    model = logic.loadModel(KneeInputs(modelSource="model file", modelPath=random_model_path))
     headless_model = KneeModel.load(random_model_path)
     for name, image in (("151", rgb), ("151 grey", grey)):
         volume = image_to_volume_node(image, scene, name)
         notices = []
-        node = logic.detect(model, volume, notice=notices.append)
+        node = logic.detect(KneeInputs(inputVolume=volume), model, notice=notices.append)
         assert node.GetName() == f"{name} landmarks" and node.GetScene() is scene
         assert any("grey" in n for n in notices) == (name == "151")
         labels = [node.GetNthControlPointLabel(i) for i in range(node.GetNumberOfControlPoints())]
@@ -89,33 +88,32 @@ def test_detect_on_a_radiograph_node_equals_the_headless_pipeline(scene, random_
         assert inside.all()
 
     count = scene.GetNumberOfNodes()  # an existing output node is reused, not duplicated
-    assert logic.detect(model, volume, node) is node and scene.GetNumberOfNodes() == count
+    again = logic.detect(KneeInputs(inputVolume=volume, outputNode=node), model)
+    assert again is node and scene.GetNumberOfNodes() == count
 
 
 def test_bad_input_is_refused_and_leaves_the_scene_unchanged(scene, random_model_path, tmp_path):
-    from LandmarkCoreLib.mrml_bridge import image_to_volume_node
+    from LandmarkSlicerLib.mrml_bridge import image_to_volume_node
 
-    import KneeLandmarks
-
-    logic = KneeLandmarks.KneeLandmarksLogic()
-    model = logic.loadModel("model file", random_model_path)
+    logic = KneeLandmarksLogic(scene)
+    model_file = KneeInputs(modelSource="model file", modelPath=random_model_path)
+    model = logic.loadModel(model_file)
     stack = image_to_volume_node(sitk.Image([64, 64, 12], sitk.sitkUInt8), scene, "CT stack")
     oneshot = tmp_path / "oneshot.pt"
     save_model_file(oneshot, ModelFile("oneshot-model", {}, {}))
+    snapshot = KneeInputs(
+        modelSource="KNEEL snapshot",
+        modelPath=tmp_path / "imported.pt",
+        roiSnapshotFolder=tmp_path / "no",
+        landmarkSnapshotFolder=tmp_path,
+    )
+    missing = KneeInputs(batchInputFolder=tmp_path / "missing", batchOutputFolder=tmp_path / "out")
     cases = [
-        (lambda: logic.detect(model, stack), InputError, "CT stack"),
-        (lambda: logic.loadModel("model file", oneshot), ModelFileError, "another module"),
-        (
-            lambda: logic.loadModel("KNEEL snapshot", tmp_path / "imported.pt", tmp_path / "no", tmp_path),
-            InputError,
-            "ROI snapshot",
-        ),
-        (lambda: logic.loadModel("model file", ""), InputError, "no file name"),
-        (
-            lambda: logic.startBatchDetection(tmp_path / "missing", tmp_path / "out"),
-            InputError,
-            "does not exist",
-        ),
+        (lambda: logic.detect(KneeInputs(inputVolume=stack), model), InputError, "CT stack"),
+        (lambda: logic.loadModel(replace(model_file, modelPath=oneshot)), ModelFileError, "another module"),
+        (lambda: logic.loadModel(snapshot), InputError, "ROI snapshot"),
+        (lambda: logic.loadModel(replace(model_file, modelPath="")), InputError, "no file name"),
+        (lambda: logic.startBatchDetection(missing), InputError, "does not exist"),
     ]
     for action, error, text in cases:
         before = scene_snapshot(scene)
@@ -127,17 +125,16 @@ def test_bad_input_is_refused_and_leaves_the_scene_unchanged(scene, random_model
 def test_batch_detection_runs_the_cli_in_a_child_process(random_model_path, cephalogram, tmp_path):
     from LandmarkCoreLib.landmarks import read_landmarks
 
-    import KneeLandmarks
-
     _, image = cephalogram
     folder = tmp_path / "in"
     folder.mkdir()
     small = sitk.Shrink(image, [2, 2])  # RGB, 0.4 mm pixels, stored in the .nrrd
     for name in ("a", "b"):
         sitk.WriteImage(small, str(folder / f"{name}.nrrd"))
-    logic = KneeLandmarks.KneeLandmarksLogic()
-    logic.loadModel("model file", random_model_path)
-    summary = logic.startBatchDetection(folder, tmp_path / "out").wait(timeout=300)
-    assert "2 images" in summary
+    logic = KneeLandmarksLogic()
+    logic.loadModel(KneeInputs(modelSource="model file", modelPath=random_model_path))
+    batch = KneeInputs(batchInputFolder=folder, batchOutputFolder=tmp_path / "out")
+    summary = logic.startBatchDetection(batch).wait(timeout=300)
+    assert summary.failed == [] and [p.name for p in summary.written] == ["a.mrk.json", "b.mrk.json"]
     for name in ("a", "b"):
         assert len(read_landmarks(tmp_path / "out" / f"{name}.mrk.json")) == 19

@@ -7,19 +7,31 @@ every typed user error leaves the scene unchanged.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import slicer
-from LandmarkCoreLib.errors import InputError, LandmarkError, ModelFileError
+from LandmarkCoreLib.errors import InputError, ModelFileError
 from LandmarkCoreLib.landmarks import LPS_RAS_FLIP, LandmarkSet
 from LandmarkCoreLib.modelfile import ModelFile, save_model_file
 from module_test_helpers import scene_snapshot
+from OneShotLandmarksLib.config import TrainingConfig
+from OneShotLandmarksSlicer.logic import DetectionInputs, OneShotLandmarksLogic, TrainingInputs
 
 pytestmark = pytest.mark.realdata
 
 REFERENCE, VALIDATION, TARGET = "C57BL6_J_", "BALB_CBYJ_", "C3H_HEJ_"
 #: Reduced training: enough to find the skull on CPU in well under a minute, far from the paper's.
-TINY = {"max_epochs": 2, "volumes_per_epoch": 1, "width": 16, "patience": 1, "working_spacing_mm": 1.0}
+TINY = replace(
+    TrainingConfig(),
+    max_epochs=2,
+    volumes_per_epoch=1,
+    width=16,
+    patience=1,
+    working_spacing_mm=1.0,
+    device="cpu",
+)
 #: Measured 0.42 mm on this case with TINY training (full training targets <= 0.4 mm on all 18 targets).
 TINY_ERROR_BOUND_MM = 1.0
 #: Same model, same file, same seed: the Logic and the headless pipeline must agree (issue 4).
@@ -35,31 +47,28 @@ def _subject(data_root, name):
 @pytest.fixture(scope="module")
 def case(data_root, tmp_path_factory):
     """Scene with reference/validation/target nodes and a model trained through the Logic."""
-    from LandmarkCoreLib.mrml_bridge import (
+    from LandmarkSlicerLib.mrml_bridge import (
         image_to_volume_node,
         landmarks_to_markups_node,
         new_scene_with_logic,
     )
 
-    import OneShotLandmarks
-
     previous = slicer.mrmlScene
     scene = slicer.mrmlScene = new_scene_with_logic()
+    logic = OneShotLandmarksLogic(scene)
     nodes = {}
     for role, name in (("reference", REFERENCE), ("validation", VALIDATION), ("target", TARGET)):
         subject = _subject(data_root, name)
-        image = subject.read_image()
-        nodes[role] = image_to_volume_node(image, scene, name)
+        nodes[role] = image_to_volume_node(subject.read_image(), scene, name)
         nodes[f"{role}_file"] = subject.image
         nodes[f"{role}_truth"] = subject.read_landmarks()
         if role != "target":  # the data's bone masks are this threshold recipe (checked below)
-            soi = OneShotLandmarks.OneShotLandmarksLogic.createThresholdSoi(nodes[role], 40.0, f"{name} SOI")
-            nodes[f"{role}_seg"], nodes[f"{role}_segment"] = soi
-    nodes["landmarks_labels"] = nodes["reference_truth"].labels
+            nodes[f"{role}_seg"], nodes[f"{role}_segment"] = logic.createThresholdSoi(
+                nodes[role], 40.0, f"{name} SOI"
+            )
     nodes["landmarks"] = landmarks_to_markups_node(nodes["reference_truth"], scene, f"{REFERENCE} landmarks")
-    logic = OneShotLandmarks.OneShotLandmarksLogic()
     model_path = tmp_path_factory.mktemp("oneshot") / "model.pt"
-    logic.train(
+    inputs = TrainingInputs(
         nodes["reference"],
         nodes["landmarks"],
         nodes["reference_seg"],
@@ -68,11 +77,10 @@ def case(data_root, tmp_path_factory):
         nodes["validation_seg"],
         nodes["validation_segment"],
         settings=TINY,
-        device="cpu",
-        seed=0,
         modelPath=model_path,
     )
-    yield scene, logic, nodes, model_path
+    logic.train(inputs)
+    yield scene, logic, nodes, inputs
     scene.Clear(1)
     slicer.mrmlScene = previous
 
@@ -86,13 +94,15 @@ def test_logic_detection_equals_headless_pipeline(case):
     from OneShotLandmarksLib.model import OneShotModel
     from OneShotLandmarksLib.pipeline import detect_landmarks
 
-    scene, logic, nodes, model_path = case
-    node = logic.detect(nodes["target"], device="cpu")
+    scene, logic, nodes, inputs = case
+    node = logic.detect(DetectionInputs(nodes["target"], device="cpu"))
     assert node.GetScene() is scene and node.GetName() == f"{TARGET} landmarks"
     labels = [node.GetNthControlPointLabel(i) for i in range(node.GetNumberOfControlPoints())]
     assert labels == nodes["reference_truth"].labels
 
-    headless = detect_landmarks(OneShotModel.load(model_path), read_image(nodes["target_file"]), device="cpu")
+    headless = detect_landmarks(
+        OneShotModel.load(inputs.modelPath), read_image(nodes["target_file"]), device="cpu"
+    )
     np.testing.assert_allclose(_ras(node), headless.landmarks.points * LPS_RAS_FLIP, atol=SAME_RESULT_MM)
 
     truth = nodes["target_truth"].subset(labels).points * LPS_RAS_FLIP
@@ -106,17 +116,12 @@ def test_logic_gives_the_engine_exactly_the_files_contents(case, data_root):
     import SimpleITK as sitk
     from LandmarkCoreLib.segmentations import read_mask
 
-    scene, logic, nodes, _ = case
-    reference, landmarks, soi, validation, validation_soi = logic.trainingInputs(
-        nodes["reference"],
-        nodes["landmarks"],
-        nodes["reference_seg"],
-        nodes["reference_segment"],
-        nodes["validation"],
-        nodes["validation_seg"],
-        nodes["validation_segment"],
-    )
-    for name, image, mask in ((REFERENCE, reference, soi), (VALIDATION, validation, validation_soi)):
+    scene, logic, nodes, inputs = case
+    images = logic.trainingImages(inputs)
+    for name, image, mask in (
+        (REFERENCE, images.reference, images.referenceSoi),
+        (VALIDATION, images.validation, images.validationSoi),
+    ):
         subject = _subject(data_root, name)
         expected = subject.read_image()
         assert image.GetSize() == expected.GetSize()
@@ -127,20 +132,19 @@ def test_logic_gives_the_engine_exactly_the_files_contents(case, data_root):
         expected_mask = read_mask(subject.bone_mask, reference=expected)
         assert np.array_equal(sitk.GetArrayViewFromImage(mask), sitk.GetArrayViewFromImage(expected_mask))
     truth = nodes["reference_truth"]
-    assert landmarks.labels == truth.labels
-    np.testing.assert_allclose(landmarks.points, truth.points, atol=1e-6)
+    assert images.landmarks.labels == truth.labels
+    np.testing.assert_allclose(images.landmarks.points, truth.points, atol=1e-6)
 
 
 def test_evaluation_writes_an_error_table(case):
-    from LandmarkCoreLib import slicer_support
-    from LandmarkCoreLib.mrml_bridge import landmarks_to_markups_node
+    from LandmarkSlicerLib.mrml_bridge import landmarks_to_markups_node
 
     scene, logic, nodes, _ = case
     truth = nodes["target_truth"]
     shifted = LandmarkSet(truth.labels, truth.points + np.array([0.3, 0.4, 0.0]), name="shifted")
     detected = landmarks_to_markups_node(shifted, scene, "shifted")
     truth_node = landmarks_to_markups_node(truth, scene, "truth")
-    table, mean = slicer_support.evaluate_markups(detected, truth_node)
+    table, mean = logic.evaluate(detected, truth_node)
     assert mean == pytest.approx(0.5)
     assert table.GetNumberOfRows() == len(truth) + 1
     assert table.GetCellText(len(truth), 0) == "mean"
@@ -154,113 +158,35 @@ def _expect_unchanged(scene, action, error_type, text):
 
 
 def test_user_errors_are_typed_and_leave_the_scene_unchanged(case, tmp_path):
-    scene, logic, nodes, _ = case
-    train_args = [
-        nodes["reference"],
-        nodes["landmarks"],
-        nodes["reference_seg"],
-        nodes["reference_segment"],
-        nodes["validation"],
-        nodes["validation_seg"],
-        nodes["validation_segment"],
-    ]
-
+    scene, logic, nodes, inputs = case
     empty_markups = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "no points")
-    args = list(train_args)
-    args[1] = empty_markups
-    _expect_unchanged(scene, lambda: logic.train(*args, settings=TINY), InputError, "no control points")
-
     empty_id = nodes["reference_seg"].GetSegmentation().AddEmptySegment("empty", "empty")
-    args = list(train_args)
-    args[3] = empty_id
-    _expect_unchanged(scene, lambda: logic.train(*args, settings=TINY), InputError, "empty")
-
-    args = list(train_args)
-    args[4] = None
-    _expect_unchanged(scene, lambda: logic.train(*args, settings=TINY), InputError, "validation volume")
-
     foreign = tmp_path / "knee.pt"
     save_model_file(foreign, ModelFile("knee-model", {"labels": []}, {}))
+    cases = [
+        (replace(inputs, referenceLandmarks=empty_markups), InputError, "no control points"),
+        (replace(inputs, referenceSegmentID=empty_id), InputError, "empty"),
+        (replace(inputs, validationVolume=None), InputError, "validation volume"),
+        (replace(inputs, settings=replace(TINY, margin_mm=-1.0)), InputError, "margin_mm"),
+    ]
+    for bad, error, text in cases:
+        _expect_unchanged(scene, lambda bad=bad: logic.train(bad), error, text)
     _expect_unchanged(scene, lambda: logic.loadModel(foreign), ModelFileError, "another module")
+    batch = DetectionInputs(inputFolder=tmp_path, outputFolder=tmp_path / "out")
     _expect_unchanged(
-        scene,
-        lambda: logic.startBatchDetection(foreign, tmp_path, tmp_path / "out"),
-        ModelFileError,
-        "another module",
+        scene, lambda: logic.startBatchDetection(batch, foreign), ModelFileError, "another module"
     )
 
 
 def test_target_without_the_structure_is_refused(case):
     import SimpleITK as sitk
-    from LandmarkCoreLib.mrml_bridge import image_to_volume_node
+    from LandmarkSlicerLib.mrml_bridge import image_to_volume_node
+    from OneShotLandmarksLib.pipeline import PoseNotFoundError
 
     scene, logic, nodes, _ = case
     blank = sitk.Image([60, 60, 60], sitk.sitkUInt8)  # nothing of the structure of interest in it
     blank.SetSpacing((0.2, 0.2, 0.2))
     empty_target = image_to_volume_node(blank, scene, "no skull here")
-    # a tiny-trained net may or may not find "something" in it; then no pose matches the reference
-    _expect_unchanged(
-        scene,
-        lambda: logic.detect(empty_target, device="cpu"),
-        LandmarkError,
-        "SOI|structure|no pose of the target matches",
-    )
-
-
-def test_background_training_and_detection_through_the_cli(case, tmp_path):
-    """The GUI path: inputs written to a temp folder, the CLI in a child process, results back as nodes."""
-    scene, logic, nodes, trained_path = case
-    model_path = tmp_path / "background.pt"
-    settings = {**TINY, "max_epochs": 1}  # this model is only checked for being written and loaded
-    task = logic.startTraining(
-        nodes["reference"],
-        nodes["landmarks"],
-        nodes["reference_seg"],
-        nodes["reference_segment"],
-        nodes["validation"],
-        nodes["validation_seg"],
-        nodes["validation_segment"],
-        model_path,
-        settings=settings,
-        device="cpu",
-    )
-    model = task.wait(timeout=600)
-    assert model_path.is_file() and model is logic.model
-    assert model.landmarks.labels == nodes["landmarks_labels"]
-    events = task.poll()  # drained by nobody: the progress lines arrived
-    assert events and all(e.fraction is None or 0 <= e.fraction <= 1 for e in events)
-
-    # TINY models are fragile (a second TINY training may miss the skull), so detect with the model
-    # whose in-process detection was checked above.
-    logic.loadModel(trained_path)
-    before = scene.GetNumberOfNodes()
-    node = logic.startDetection(nodes["target"], device="cpu").wait(timeout=600)
-    assert scene.GetNumberOfNodes() > before and node.GetName().startswith(TARGET)
-    truth = nodes["target_truth"].subset(nodes["landmarks_labels"]).points * LPS_RAS_FLIP
-    assert np.linalg.norm(_ras(node) - truth, axis=1).mean() < TINY_ERROR_BOUND_MM
-
-    with pytest.raises(InputError, match="learning_rate"):
-        logic.startTraining(
-            nodes["reference"],
-            nodes["landmarks"],
-            nodes["reference_seg"],
-            nodes["reference_segment"],
-            nodes["validation"],
-            nodes["validation_seg"],
-            nodes["validation_segment"],
-            model_path,
-            settings={"learning_rate": 0.5},
-        )
-
-
-def test_gui_defaults_are_the_libs_and_background_training_accepts_them(scene):
-    from OneShotLandmarksLib.config import TrainingConfig
-
-    import OneShotLandmarks
-
-    logic = OneShotLandmarks.OneShotLandmarksLogic()
-    parameters = logic.getParameterNode()
-    config = logic.trainingConfig(logic.trainingSettings(parameters), parameters.device, parameters.seed)
-    assert config == TrainingConfig()
-    arguments = [str(a) for a in logic._cliTrainingArguments(config)]
-    assert arguments[arguments.index("--max-epochs") + 1] == str(TrainingConfig().max_epochs)
+    # The tiny-trained net finds "something" in the blank volume; no pose of it matches the reference.
+    detect = lambda: logic.detect(DetectionInputs(empty_target, device="cpu"))  # noqa: E731
+    _expect_unchanged(scene, detect, PoseNotFoundError, "no pose of the target matches the reference")

@@ -14,8 +14,10 @@ import types
 import numpy as np
 import pytest
 import slicer
-from LandmarkCoreLib import jobs, slicer_support
+from LandmarkCoreLib import jobs
 from LandmarkCoreLib.landmarks import LandmarkSet
+from LandmarkSlicerLib import gui, tasks
+from LandmarkSlicerLib import scene as scene_helpers
 
 CLI = textwrap.dedent(
     """
@@ -56,11 +58,12 @@ def monitor_parts(tmp_path, monkeypatch):
     script = tmp_path / "cli.py"
     script.write_text(CLI)
     bar, status, cancel, train = Bar(), Widget(), Widget(), Widget()
-    monitor = slicer_support.TaskMonitor(bar, status, cancel, busy_widgets=[train])
+    monitor = gui.TaskMonitor(bar, status, cancel, busy_widgets=[train])
 
-    def task(mode, finish=lambda result: "finished"):
-        job = jobs.Job([sys.executable, str(script), mode], name="fake job").start()
-        return slicer_support.BackgroundTask(job, finish)
+    def task(mode, finish=lambda result: "finished", success_codes=(0,)):
+        command = [sys.executable, str(script), mode]
+        job = jobs.Job(command, name="fake job", success_codes=success_codes).start()
+        return tasks.BackgroundTask(job, finish)
 
     return monitor, task, bar, status, cancel, train, errors
 
@@ -111,9 +114,9 @@ def test_cancel_stops_without_an_error_popup(monitor_parts):
 def test_torch_missing_and_no_pytorch_extension(monkeypatch):
     shown = []
     monkeypatch.setattr(slicer.util, "errorDisplay", lambda text, *a, **k: shown.append(text))
-    monkeypatch.setattr(slicer_support, "torch_available", lambda: False)
+    monkeypatch.setattr(gui, "torch_available", lambda: False)
     monkeypatch.setitem(sys.modules, "PyTorchUtils", None)  # import fails
-    assert slicer_support.ensure_torch("One-Shot Landmarks") is False
+    assert gui.ensure_torch("One-Shot Landmarks") is False
     assert "Install the 'PyTorch' extension" in shown[0]
 
 
@@ -126,30 +129,30 @@ def test_torch_install_declined_says_what_to_do(monkeypatch):
             return None  # the user pressed Cancel
 
     monkeypatch.setattr(slicer.util, "errorDisplay", lambda text, *a, **k: shown.append(text))
-    monkeypatch.setattr(slicer_support, "torch_available", lambda: False)
+    monkeypatch.setattr(gui, "torch_available", lambda: False)
     monkeypatch.setitem(sys.modules, "PyTorchUtils", types.SimpleNamespace(PyTorchUtilsLogic=Logic))
-    assert slicer_support.ensure_torch("Knee Landmarks") is False
-    assert asked == [(True, slicer_support.TORCH_REQUIREMENT)]
+    assert gui.ensure_torch("Knee Landmarks") is False
+    assert asked == [(True, gui.TORCH_REQUIREMENT)]
     assert "PyTorch was not installed" in shown[0] and "PyTorch Utils" in shown[0]
 
 
 def test_torch_present_needs_nothing():
-    assert slicer_support.ensure_torch("Face Landmarks") is True
-    assert "CPU" in slicer_support.device_notice("cpu")
+    assert gui.ensure_torch("Face Landmarks") is True
+    assert "CPU" in gui.device_notice("cpu")
 
 
 def test_error_table_rows_and_missing_detections(scene):
     truth = LandmarkSet(["a", "b", "c"], np.zeros((3, 3)))
     detected = LandmarkSet(["b", "a"], np.array([[0.0, 3.0, 4.0], [1.0, 0.0, 0.0]]))
-    labels, errors = slicer_support.radial_errors_by_label(detected, truth)
+    labels, errors = scene_helpers.radial_errors_by_label(detected, truth)
     assert labels == ["a", "b", "c"]
     np.testing.assert_allclose(errors[:2], [1.0, 5.0])
     assert np.isnan(errors[2])
     table = scene.AddNewNodeByClass("vtkMRMLTableNode", "errors")
-    assert slicer_support.fill_error_table(table, labels, errors) == pytest.approx(3.0)
+    assert scene_helpers.fill_error_table(table, labels, errors) == pytest.approx(3.0)
     assert [table.GetCellText(r, 0) for r in range(4)] == ["a", "b", "c", "mean"]
     with pytest.raises(Exception, match="no label in common"):
-        slicer_support.radial_errors_by_label(LandmarkSet(["z"], np.zeros((1, 3))), truth)
+        scene_helpers.radial_errors_by_label(LandmarkSet(["z"], np.zeros((1, 3))), truth)
 
 
 @pytest.mark.parametrize("accept", [True, False])
@@ -159,8 +162,8 @@ def test_other_packages_are_installed_only_after_confirmation(monkeypatch, accep
     monkeypatch.setattr(slicer.util, "confirmOkCancelDisplay", lambda text, *a, **k: accept)
     monkeypatch.setattr(slicer.util, "pip_install", installed.append, raising=False)
     packages = {"json": "json-is-stdlib", "no_such_module_xyz": "no-such-package-xyz"}
-    assert slicer_support.missing_packages(packages) == ["no-such-package-xyz"]
-    assert slicer_support.ensure_dependencies("One-Shot Landmarks", packages) is accept
+    assert gui.missing_packages(packages) == ["no-such-package-xyz"]
+    assert gui.ensure_dependencies("One-Shot Landmarks", packages) is accept
     assert installed == (["no-such-package-xyz"] if accept else [])
     assert shown == [] if accept else "pip_install('no-such-package-xyz')" in shown[0]
 
@@ -181,7 +184,7 @@ def test_parameter_node_mixin_connects_and_releases_the_gui():
 
     node = ParameterNode()
 
-    class Widget(slicer_support.ParameterNodeWidgetMixin, VTKObservationMixin):
+    class Widget(gui.ParameterNodeWidgetMixin, VTKObservationMixin):
         def __init__(self) -> None:
             VTKObservationMixin.__init__(self)
             self.ui, self.updates = "ui", 0
@@ -199,3 +202,75 @@ def test_parameter_node_mixin_connects_and_releases_the_gui():
     assert calls[-1] == ("disconnect", "gui tag")
     node.Modified()
     assert widget.updates == 2, "the GUI still follows the parameter node after exit()"
+
+
+def test_any_exception_resets_the_gui_and_the_buttons_follow_their_conditions(monitor_parts, monkeypatch):
+    monitor, task, bar, status, cancel, train, errors = monitor_parts
+    idle_calls = []
+    monitor._on_idle = lambda: idle_calls.append(train.enabled)
+
+    def broken_finish(result):
+        raise RuntimeError("output file unreadable")
+
+    monitor.run(task("ok", broken_finish), "Detecting...", lambda value: None)
+    drive(monitor)
+    assert not monitor.busy and train.enabled is True and cancel.enabled is False
+    assert status.text == "Stopped: output file unreadable" and errors == ["output file unreadable"]
+    assert idle_calls == [True]  # the Widget re-evaluated its buttons once the job ended
+
+
+def test_a_batch_with_failures_shows_its_summary_not_an_error(monitor_parts, monkeypatch, tmp_path):
+    monitor, task, bar, status, cancel, train, errors = monitor_parts
+    warnings, results = [], []
+    monkeypatch.setattr(slicer.util, "warningDisplay", lambda text, *a, **k: warnings.append(text))
+    started = time.time()
+    inputs = [tmp_path / "a.png", tmp_path / "b.nii.gz"]
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def finish(result):
+        (out / "a.mrk.json").write_text("{}")  # what the batch CLI wrote before b failed
+        return tasks.batch_summary(inputs, out, (".png", ".nii.gz"), result, started)
+
+    monitor.run(task("fail", finish, tasks.BATCH_EXIT_CODES), "Batch detection...", results.append)
+    drive(monitor)
+    assert errors == [] and len(results) == 1
+    summary = results[0]
+    assert summary.written == [out / "a.mrk.json"] and summary.failed == ["b.nii.gz"]
+    assert warnings == [str(summary)] and "no result for b.nii.gz" in warnings[0]
+
+
+def test_a_batch_that_wrote_nothing_is_an_error(tmp_path):
+    result = jobs.JobResult(returncode=1, stderr="error: model file 'm.pt': does not exist")
+    with pytest.raises(jobs.JobError, match="does not exist"):
+        tasks.batch_summary([tmp_path / "a.png"], tmp_path, (".png",), result, time.time())
+    (tmp_path / "a.mrk.json").write_text("{}")  # an old result does not count for a new batch
+    with pytest.raises(jobs.JobError):
+        tasks.batch_summary([tmp_path / "a.png"], tmp_path, (".png",), result, time.time() + 60)
+
+
+def test_widget_cleanup_cancels_a_running_job(monitor_parts):
+    monitor, task, bar, status, cancel, train, errors = monitor_parts
+    running = task("slow")
+    monitor.run(running, "Training...", lambda value: None)
+
+    class ClosingWidget(gui.ParameterNodeWidgetMixin):
+        def removeObservers(self) -> None:
+            pass
+
+    widget = ClosingWidget()
+    widget._monitor = monitor
+    widget.cleanup()
+    assert running.job.cancel_requested
+    drive(monitor)
+    assert errors == [] and "cancelled" in status.text
+
+
+def test_a_numbered_image_among_its_siblings_loads_as_one_image(scene, tmp_path):
+    import SimpleITK as sitk
+
+    for index in range(1, 4):
+        sitk.WriteImage(sitk.Image([40, 30], sitk.sitkUInt8) + index, str(tmp_path / f"{index:03d}.png"))
+    node = scene_helpers.load_image_node(tmp_path / "002.png", scene)
+    assert node.GetImageData().GetDimensions() == (40, 30, 1)
+    assert slicer.util.arrayFromVolume(node).max() == 2 and node.GetName() == "002"

@@ -93,20 +93,30 @@ def test_ui_has_progress_status_and_cancel(module):
     assert any(w.get("class") == "ctkPathLineEdit" for w in widgets.values())
 
 
+def widget_sources(module: str) -> str:
+    """The module's Slicer-side sources, with the shared detector Widget for the 2D modules."""
+    files = [
+        REPO_ROOT / module / f"{module}.py",
+        *sorted((REPO_ROOT / module / f"{module}Slicer").glob("*.py")),
+    ]
+    if module != "OneShotLandmarks":
+        files.append(REPO_ROOT / "LandmarkCore" / "LandmarkSlicerLib" / "detector_widget.py")
+    return "\n".join(path.read_text() for path in files)
+
+
 @pytest.mark.parametrize("module", MODULES)
 def test_every_ui_name_the_widget_uses_exists(module):
-    source = (REPO_ROOT / module / f"{module}.py").read_text()
-    used = set(re.findall(r"self\.ui\.(\w+)", source))
+    used = set(re.findall(r"self\.ui\.(\w+)", widget_sources(module)))
     assert used, "the Widget should use its .ui"
     missing = used - set(ui_widgets(module))
-    assert not missing, f"{module}.py uses widgets missing from the .ui: {sorted(missing)}"
+    assert not missing, f"{module}'s Widget uses widgets missing from the .ui: {sorted(missing)}"
 
 
 @pytest.mark.parametrize("module", MODULES)
 def test_every_slicer_parameter_name_is_a_parameter_node_field(module, scene):
     import importlib
 
-    parameter_class = getattr(importlib.import_module(module), f"{module}ParameterNode")
+    parameter_class = getattr(importlib.import_module(f"{module}Slicer.parameters"), f"{module}ParameterNode")
     fields = set(parameter_class.allParameters)
     bound = {}
     for name, widget in ui_widgets(module).items():
@@ -120,39 +130,52 @@ def test_every_slicer_parameter_name_is_a_parameter_node_field(module, scene):
     assert len(set(bound.values())) == len(bound), "two widgets bound to one parameter"
 
 
+@pytest.mark.parametrize("module", ["OneShotLandmarks", "KneeLandmarks"])
+def test_a_model_file_that_is_written_opens_a_save_dialog(module):
+    """ctkPathLineEdit opens a Save dialog for Writable files; Readable would ask for an existing file."""
+    widget = ui_widgets(module)["modelPathLineEdit"]
+    filters = next(p.findtext("set") for p in widget.findall("property") if p.get("name") == "filters")
+    assert "ctkPathLineEdit::Writable" in filters and "ctkPathLineEdit::Readable" not in filters
+
+
 @pytest.mark.parametrize("module", MODULES)
-def test_module_cmake_lists_every_script_and_resource(module):
-    folder = REPO_ROOT / module
-    cmake = folder / "CMakeLists.txt"
-    scripts = cmake_list(cmake, "MODULE_PYTHON_SCRIPTS")
-    resources = cmake_list(cmake, "MODULE_PYTHON_RESOURCES")
-    for listed in scripts + resources:
-        assert (folder / listed).is_file(), f"{cmake} lists a missing file: {listed}"
-    lib_files = {
-        str(p.relative_to(folder))
-        for p in (folder / f"{module}Lib").rglob("*.py")
-        if "__pycache__" not in p.parts
+def test_module_cmake_installs_every_script_and_resource(module):
+    text = (REPO_ROOT / module / "CMakeLists.txt").read_text()
+    globbed = re.search(r"file\(GLOB_RECURSE MODULE_PACKAGE_SCRIPTS RELATIVE \S+\s+(.*?)\)", text, re.S)
+    assert globbed and set(globbed.group(1).split()) == {
+        "${MODULE_NAME}Slicer/*.py",
+        "${MODULE_NAME}Lib/*.py",
     }
-    assert lib_files | {f"{module}.py"} <= set(scripts), f"not listed: {sorted(lib_files - set(scripts))}"
-    models = folder / f"{module}Lib" / "models"
-    bundled = {str(p.relative_to(folder)) for p in models.glob("*") if p.is_file()}
-    assert {f"Resources/Icons/{module}.png", f"Resources/UI/{module}.ui"} | bundled <= set(resources)
-    text = cmake.read_text()
-    assert "slicerMacroBuildScriptedModule(" in text and "slicer_add_python_unittest(SCRIPT" in text
-    assert (folder / "Testing" / "CMakeLists.txt").is_file()
-    assert (folder / "Testing" / "Python" / "CMakeLists.txt").is_file()
+    assert "set(MODULE_PYTHON_SCRIPTS ${MODULE_NAME}.py ${MODULE_PACKAGE_SCRIPTS})" in text
+    assert (
+        "file(GLOB MODULE_BUNDLED_MODELS RELATIVE ${CMAKE_CURRENT_SOURCE_DIR} ${MODULE_NAME}Lib/models/*)"
+        in text
+    )
+    resources = cmake_list(REPO_ROOT / module / "CMakeLists.txt", "MODULE_PYTHON_RESOURCES")
+    for listed in resources[:2]:
+        assert (REPO_ROOT / module / listed).is_file(), listed
+    assert (
+        "slicerMacroBuildScriptedModule(" in text
+        and "slicer_add_python_unittest(SCRIPT ${MODULE_NAME}.py)" in text
+    )
 
 
 def test_landmark_core_cmake_installs_every_file():
-    core = REPO_ROOT / "LandmarkCore"
-    listed = cmake_list(core / "CMakeLists.txt", "LANDMARKCORE_PYTHON_SCRIPTS")
-    files = {
-        str(p.relative_to(core))
-        for p in (core / "LandmarkCoreLib").rglob("*.py")
-        if "__pycache__" not in p.parts
-    }
-    assert files == set(listed)
-    assert "ctkMacroCompilePythonScript(" in (core / "CMakeLists.txt").read_text()
+    text = (REPO_ROOT / "LandmarkCore" / "CMakeLists.txt").read_text()
+    assert "foreach(package LandmarkCoreLib LandmarkSlicerLib)" in text
+    assert "file(GLOB_RECURSE package_scripts RELATIVE ${CMAKE_CURRENT_SOURCE_DIR} ${package}/*.py)" in text
+    assert "ctkMacroCompilePythonScript(" in text
+
+
+def test_no_cmake_test_needs_pytest_inside_slicer():
+    for cmake in REPO_ROOT.glob("*/**/CMakeLists.txt"):
+        assert "pytest" not in cmake.read_text(), cmake
+
+
+def test_cmake_states_the_supported_slicer():
+    text = (REPO_ROOT / "CMakeLists.txt").read_text()
+    assert "Slicer 5.10 or later" in text and 'set(EXTENSION_MINIMUM_SLICER_VERSION "5.10")' in text
+    assert "find_package(Slicer ${EXTENSION_MINIMUM_SLICER_VERSION} REQUIRED)" in text
 
 
 def test_extension_cmake_metadata_and_modules():
@@ -181,8 +204,8 @@ def test_icon_is_a_128_pixel_png(module):
 def test_module_loads_without_torch(module):
     """Slicer loads the module at startup, before the PyTorch extension may have installed torch."""
     code = (
-        "import sys; sys.path.insert(0, 'Testing/slicer_modules'); import conftest; "
-        f"import {module} as m; "
+        "import sys; sys.path.insert(0, 'Testing/slicer_modules'); import slicer_environment; "
+        f"slicer_environment.install(); import {module} as m; "
         f"assert m.{module}Logic and m.{module}Widget and m.{module}Test; "
         "print('torch' in sys.modules)"
     )
@@ -191,3 +214,20 @@ def test_module_loads_without_torch(module):
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False", "torch was imported when the module was loaded"
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_logic_runs_on_plain_mrml_without_qt(module):
+    """A web front end or a script uses the Logic on slicer-core's MRML alone: no qt, ctk or torch."""
+    code = (
+        f"import sys; sys.path.insert(0, '{module}'); import slicer; "
+        f"from {module}Slicer.logic import {module}Logic; "
+        f"logic = {module}Logic(slicer.vtkMRMLScene()); node = logic.parameterNodeMRML(); "
+        "assert node.GetScene() is logic.scene and node.GetAttribute('ModuleName') == logic.moduleName; "
+        "print(sorted(m for m in ('qt', 'ctk', 'torch') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -1,0 +1,168 @@
+"""The modules against Slicer's own Python layer of one tag ($LANDMARK_SLICER_API, see conftest.py).
+
+Not collected on its own (one ``slicer`` per process): ``test_slicer_versions.py`` runs this file in a
+child pytest per supported tag. For each module: the parameter node is created on a real scene by
+Slicer's parameterNodeWrapper and every field round-trips; the sample data registers through Slicer's
+SampleData module; the module file is loaded and its classes constructed as Slicer's factory does.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+import types
+import typing
+
+import pytest
+import slicer
+from module_test_helpers import MODULES, REPO_ROOT
+from slicer.parameterNodeWrapper import Choice, WithinRange
+from slicer.parameterNodeWrapper.util import splitAnnotations
+
+
+def _node_classes(annotation) -> list[type]:
+    """The MRML node classes of a field type (a node class, or a Union/Optional of them)."""
+    base, _ = splitAnnotations(annotation)
+    members = typing.get_args(base) if typing.get_origin(base) is typing.Union else (base,)
+    return [m for m in members if isinstance(m, type) and issubclass(m, slicer.vtkMRMLNode)]
+
+
+def _other_value(info, current, scene):
+    """A valid value of the field that differs from ``current``."""
+    nodes = _node_classes(info.unalteredType)
+    if nodes:
+        return scene.AddNewNodeByClass(nodes[-1].__name__, f"{info.basename} node")
+    base, annotations = splitAnnotations(info.unalteredType)
+    base = typing.get_args(base)[0] if typing.get_origin(base) is typing.Union else base
+    for annotation in annotations:
+        if isinstance(annotation, Choice):
+            return next(choice for choice in annotation.choices if choice != current)
+        if isinstance(annotation, WithinRange):
+            middle = base((annotation.minimum + annotation.maximum) / 2)
+            return middle if middle != current else base(annotation.minimum)
+    if base is bool:
+        return not current
+    if base in (int, float):
+        return base(current or 0) + 1
+    if base is str:
+        return f"{current}x"
+    if base in (pathlib.Path, pathlib.PurePath):
+        return pathlib.Path("/tmp/landmarks/model.pt")
+    if typing.get_origin(base) is list:
+        return [*current, current[-1]]
+    raise AssertionError(f"{info.basename}: no test value for {info.unalteredType}")
+
+
+def _logic(module: str, scene):
+    logic_module = importlib.import_module(f"{module}Slicer.logic")
+    return getattr(logic_module, f"{module}Logic")(scene)
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_parameter_node_is_created_and_every_field_round_trips(module, scene):
+    parameters = _logic(module, scene).getParameterNode()
+    assert parameters.parameterNode.GetScene() is scene
+    assert parameters.parameterNode.GetAttribute("ModuleName") == module
+    values = {}
+    for name, info in parameters.allParameters.items():
+        values[name] = _other_value(info, getattr(parameters, name), scene)
+        setattr(parameters, name, values[name])
+    reread = type(parameters)(parameters.parameterNode)  # a new wrapper reads what the MRML node holds
+    for name, value in values.items():
+        assert getattr(reread, name) == value, name
+    for name, info in parameters.allParameters.items():
+        if _node_classes(info.unalteredType):
+            setattr(parameters, name, None)
+            assert getattr(reread, name) is None, name
+
+
+def test_oneshot_training_fields_are_the_config_declaration(scene):
+    """Each TrainingConfig setting is a parameter-node field with its default, and comes back as it."""
+    from dataclasses import fields
+
+    from LandmarkSlicerLib.parameters import parameter_name
+    from OneShotLandmarksLib.config import TrainingConfig
+    from OneShotLandmarksSlicer.logic import TrainingInputs
+
+    parameters = _logic("OneShotLandmarks", scene).getParameterNode()
+    config = TrainingConfig()
+    for field in fields(TrainingConfig):
+        assert getattr(parameters, parameter_name(field.name)) == getattr(config, field.name)
+    assert TrainingInputs.fromParameterNode(parameters).settings == config
+    parameters.marginMm, parameters.learningRate, parameters.batchSize = 2.5, 3e-4, 8
+    settings = TrainingInputs.fromParameterNode(parameters).settings
+    assert (settings.margin_mm, settings.learning_rate, settings.batch_size) == (2.5, 3e-4, 8)
+
+
+def _load_module_file(module: str):
+    """The module file loaded the way Slicer's scripted-module factory loads it (by file, by name)."""
+    path = REPO_ROOT / module / f"{module}.py"
+    spec = importlib.util.spec_from_file_location(module, path)
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return loaded, path
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_module_is_constructed_as_slicers_factory_does(module):
+    from slicer.ScriptedLoadableModule import (
+        ScriptedLoadableModule,
+        ScriptedLoadableModuleTest,
+        ScriptedLoadableModuleWidget,
+    )
+
+    loaded, path = _load_module_file(module)
+    parent = types.SimpleNamespace(path=str(path))
+    instance = getattr(loaded, module)(parent)
+    assert isinstance(instance, ScriptedLoadableModule)
+    assert parent.title and parent.categories == ["Landmark Detection"] and "Method:" in parent.helpText
+    assert slicer.selfTests[module] == instance.runTest
+    widget_class = getattr(loaded, f"{module}Widget")
+    assert issubclass(widget_class, ScriptedLoadableModuleWidget)
+    assert issubclass(getattr(loaded, f"{module}Test"), ScriptedLoadableModuleTest)
+    widget = widget_class(slicer.qMRMLWidget())  # with a parent: setup() waits for the panel to open
+    assert widget.moduleName == module and widget.logic is None
+
+
+@pytest.mark.parametrize("module", ["OneShotLandmarks", "FaceLandmarks"])
+def test_sample_data_registers_through_slicers_sample_data_module(module):
+    import SampleData
+
+    loaded, path = _load_module_file(module)
+    slicer.app.connections.clear()
+    getattr(loaded, module)(types.SimpleNamespace(path=str(path)))
+    ((signal, register),) = slicer.app.connections
+    assert signal == "startupCompleted()"
+    register()
+    sample_data = importlib.import_module(f"{module}Slicer.sample_data")
+    names = (
+        [s[0] for s in sample_data.MOUSE_SAMPLES]
+        if module == "OneShotLandmarks"
+        else [sample_data.SAMPLE_NAME]
+    )
+    registered = {
+        s.sampleName for s in SampleData.SampleDataLogic.sampleDataSourcesByCategory("Landmark Detection")
+    }
+    assert set(names) <= registered
+    for name in names:
+        source = SampleData.SampleDataLogic().sourceForSampleName(name)
+        assert all(uri.startswith("https://raw.githubusercontent.com/") for uri in source.uris)
+        assert all(checksum.startswith("SHA256:") and len(checksum) == 71 for checksum in source.checksums)
+        assert pathlib.Path(source.thumbnailFileName).is_file()
+    if module == "FaceLandmarks":  # a numbered frame among its siblings loads as one 2D image
+        assert source.loadFileProperties == {"singleFile": True}
+
+
+@pytest.mark.parametrize("version", [(5, 8, 1), (5, 6, 2)])
+def test_an_older_slicer_gets_a_message_not_a_traceback(version, monkeypatch):
+    app = slicer.app
+    monkeypatch.setattr(app, "majorVersion", version[0])
+    monkeypatch.setattr(app, "minorVersion", version[1])
+    monkeypatch.setattr(app, "patchVersion", version[2])
+    for module in MODULES:
+        loaded, path = _load_module_file(module)
+        parent = types.SimpleNamespace(path=str(path))
+        getattr(loaded, module)(parent)
+        expected = f"Slicer {'.'.join(map(str, version))} is too old"
+        assert parent.helpText.startswith(expected) and "5.10 or later" in parent.helpText
+        assert not hasattr(loaded, f"{module}Widget")
