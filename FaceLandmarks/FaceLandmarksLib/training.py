@@ -1,15 +1,15 @@
-"""Training loops: the source face-recognition network and the target landmark detectors.
+"""Training of the source face-recognition network (epochs) and of the target landmark detectors (steps).
 
-Both loops are resumable (a 'face-checkpoint' file written atomically after every epoch holds the
-networks, the optimiser, the epoch and the random state) and cancellable through a CancelToken
-between steps; a cancel keeps the last saved checkpoint.
+Both run in the shared loop (:mod:`LandmarkCoreLib.training_loop`): resumable from a 'face-checkpoint'
+file beside the output (written atomically every epoch, or every ``checkpoint_every`` steps, with the
+network, the optimiser and the random state), cancellable between steps; a cancel keeps the last saved
+checkpoint.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,13 +18,15 @@ from typing import Any
 import torch
 import torch.nn.functional as F  # noqa: N812
 from LandmarkCoreLib.errors import InputError, ModelFileError
-from LandmarkCoreLib.modelfile import ModelFile, load_model_file, save_model_file
+from LandmarkCoreLib.modelfile import ModelFile, save_model_file
 from LandmarkCoreLib.progress import CancelToken, ProgressCallback, no_progress
+from LandmarkCoreLib.settings import setting
+from LandmarkCoreLib.training_loop import LoopSettings, TrainingTask, UnitReport, run_training
 
 from .data import BOX_MARGIN, CACHE_CONTEXT, CachedSplit, augment_batch
 from .decoder import gaussian_heatmaps
 from .losses import classifier_distillation_loss, coordinate_loss, encoder_distillation_loss, heatmap_loss
-from .methods import build_network, freeze, get_method, init_from_source
+from .methods import METHODS, build_network, freeze, get_method, init_from_source
 from .resnet import FaceClassifier
 
 SOURCE_KIND = "face-source"
@@ -32,17 +34,22 @@ MODEL_KIND = "face-model"
 CHECKPOINT_KIND = "face-checkpoint"
 
 
+SEED_RANGE = {"minimum": 0, "maximum": 2**31 - 1}
+
+
 @dataclass
 class SourceConfig:
-    depth: int = 18
-    width: int = 32
-    input_size: int = 96
-    epochs: int = 20
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    weight_decay: float = 1e-4
-    label_smoothing: float = 0.1
-    seed: int = 0
+    depth: int = setting(18, choices=(18, 34, 50), help="ResNet depth")
+    width: int = setting(
+        32, minimum=8, maximum=256, help="channels of the first ResNet stage (64 = standard)"
+    )
+    input_size: int = setting(96, minimum=32, maximum=512, help="face crop side (pixels)")
+    epochs: int = setting(20, minimum=1, maximum=10000, help="training epochs")
+    batch_size: int = setting(64, minimum=1, maximum=4096, help="images per batch")
+    learning_rate: float = setting(1e-3, minimum=1e-7, maximum=1.0, help="AdamW learning rate")
+    weight_decay: float = setting(1e-4, minimum=0.0, maximum=1.0, help="AdamW weight decay")
+    label_smoothing: float = setting(0.1, minimum=0.0, maximum=0.99, help="identity label smoothing")
+    seed: int = setting(0, **SEED_RANGE, help="random seed")
 
 
 def poly_lr(base: float, step: int, total: int, power: float = 0.9) -> float:
@@ -53,28 +60,6 @@ def poly_lr(base: float, step: int, total: int, power: float = 0.9) -> float:
 def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr
-
-
-def _rng_state(generator: torch.Generator) -> dict[str, Any]:
-    return {"generator": generator.get_state(), "torch": torch.get_rng_state()}
-
-
-def _restore_rng(generator: torch.Generator, state: dict[str, Any]) -> None:
-    generator.set_state(state["generator"])
-    torch.set_rng_state(state["torch"])
-
-
-def load_checkpoint(path: Path, config: dict[str, Any]) -> ModelFile | None:
-    """The checkpoint at ``path`` if it exists and was made with the same ``config``."""
-    if not path.is_file():
-        return None
-    checkpoint = load_model_file(path, CHECKPOINT_KIND)
-    if checkpoint.config != config:
-        raise ModelFileError(
-            f"checkpoint '{path}': made with other settings ({checkpoint.config}); "
-            "delete it or use another output path to start afresh"
-        )
-    return checkpoint
 
 
 def checkpoint_path(output: Path) -> Path:
@@ -135,6 +120,45 @@ def identity_accuracy(
     return correct / len(split.names)
 
 
+class SourceTraining(TrainingTask):
+    """Epochs of identity classification with a polynomially decaying learning rate."""
+
+    def __init__(self, train: CachedSplit, config: SourceConfig, validation: CachedSplit | None) -> None:
+        self.train, self.config, self.validation = train, config, validation
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.network = FaceClassifier(config.depth, len(train.classes), config.width)
+        self.optimiser = torch.optim.AdamW(
+            self.network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+        )
+        self.steps_per_epoch = math.ceil(len(train.names) / config.batch_size)
+
+    def step(self, index: int, report: UnitReport) -> dict[str, float]:
+        config, train = self.config, self.train
+        self.network.train()
+        loss_sum = 0.0
+        for i, batch in enumerate(epoch_batches(len(train.names), config.batch_size, self.generator)):
+            step = index * self.steps_per_epoch + i
+            _set_lr(self.optimiser, poly_lr(config.learning_rate, step, self.steps_per_epoch * config.epochs))
+            images, _ = augment_batch(
+                train.images[batch], train.points[batch], config.input_size, self.generator
+            )
+            loss = F.cross_entropy(
+                self.network(images), train.identities[batch], label_smoothing=config.label_smoothing
+            )
+            self.optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimiser.step()
+            loss_sum += float(loss.detach())
+            report((i + 1) / self.steps_per_epoch, f"loss {float(loss.detach()):.3f}")
+        return {"loss": loss_sum / self.steps_per_epoch}
+
+    def evaluate(self, index: int) -> dict[str, float]:
+        if self.validation is None or (index + 1) % 5:
+            return {}
+        accuracy = identity_accuracy(self.network, self.validation, self.config.input_size)
+        return {"validation identity accuracy": accuracy}
+
+
 def train_source(
     train: CachedSplit,
     config: SourceConfig,
@@ -145,66 +169,22 @@ def train_source(
     log: Callable[[str], None] = print,
 ) -> ModelFile:
     """Train the face-recognition source network on the identity labels of ``train``."""
-    output = Path(output)
     torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
-    network = FaceClassifier(config.depth, len(train.classes), config.width)
-    optimizer = torch.optim.AdamW(
-        network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    task = SourceTraining(train, config, validation)
+    settings = LoopSettings(
+        total=config.epochs,
+        label="source",
+        checkpoint=checkpoint_path(Path(output)),
+        checkpoint_kind=CHECKPOINT_KIND,
+        run_config={"training settings": asdict(config)},
     )
-    ckpt_path = checkpoint_path(output)
-    start_epoch = 0
-    checkpoint = load_checkpoint(ckpt_path, asdict(config))
-    if checkpoint is not None:
-        network.load_state_dict(checkpoint.tensors["network"])
-        optimizer.load_state_dict(checkpoint.tensors["optimizer"])
-        _restore_rng(generator, checkpoint.tensors["rng"])
-        start_epoch = int(checkpoint.tensors["epoch"])
-        log(f"resuming source training at epoch {start_epoch} from {ckpt_path}")
-    steps_per_epoch = math.ceil(len(train.names) / config.batch_size)
-    total = steps_per_epoch * config.epochs
-    for epoch in range(start_epoch, config.epochs):
-        network.train()
-        started, loss_sum = time.time(), 0.0
-        for i, batch in enumerate(epoch_batches(len(train.names), config.batch_size, generator)):
-            if cancel is not None:
-                cancel.check()
-            step = epoch * steps_per_epoch + i
-            _set_lr(optimizer, poly_lr(config.learning_rate, step, total))
-            images, _ = augment_batch(train.images[batch], train.points[batch], config.input_size, generator)
-            loss = F.cross_entropy(
-                network(images), train.identities[batch], label_smoothing=config.label_smoothing
-            )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += float(loss.detach())
-            progress(
-                (step + 1) / total,
-                f"source epoch {epoch + 1}/{config.epochs} loss {float(loss.detach()):.3f}",
-            )
-        message = f"epoch {epoch + 1}: loss {loss_sum / steps_per_epoch:.3f} ({time.time() - started:.0f} s)"
-        if validation is not None and (epoch + 1) % 5 == 0:
-            accuracy = identity_accuracy(network, validation, config.input_size)
-            message += f", identity accuracy on validation {accuracy:.3f}"
-        log(message)
-        save_model_file(
-            ckpt_path,
-            ModelFile(
-                CHECKPOINT_KIND,
-                asdict(config),
-                {
-                    "network": network.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "rng": _rng_state(generator),
-                    "epoch": epoch + 1,
-                },
-            ),
-        )
+    run_training(task, settings, progress, cancel, log)
     metrics = {}
     if validation is not None:
-        metrics["identity_accuracy_test_split"] = identity_accuracy(network, validation, config.input_size)
-    model = source_model_file(network, config, train.classes, metrics)
+        metrics["identity_accuracy_test_split"] = identity_accuracy(
+            task.network, validation, config.input_size
+        )
+    model = source_model_file(task.network, config, train.classes, metrics)
     save_model_file(output, model)
     return model
 
@@ -212,19 +192,22 @@ def train_source(
 # --------------------------------------------------------------------------- target (landmark) training
 @dataclass
 class TargetConfig:
-    method: str = "CTD-ED"
-    n_labels: int = 0  # 0 = every labelled training image
-    seed: int = 0
-    steps: int = 1500
-    batch_size: int = 16
-    learning_rate: float = 1e-3
-    sigma: float = 1.0  # Gaussian width in heatmap pixels (the paper's value was lost from the text)
-    temperature: float = 4.0  # tau of Eq. 3 (paper's value lost; not tuned)
-    coordinate_weight: float = 1.0  # auxiliary soft-argmax L1 loss (not in the paper, see losses.py)
-    decoder_channels: int = 128
-    hourglass_width: int = 16
-    hourglass_depth: int = 3
-    checkpoint_every: int = 50
+    method: str = setting("CTD-ED", choices=tuple(METHODS), help="training method")
+    n_labels: int = setting(0, minimum=0, maximum=10**7, help="labelled training images (0 = every one)")
+    seed: int = setting(0, **SEED_RANGE, help="random seed")
+    steps: int = setting(1500, minimum=1, maximum=10**7, help="training steps")
+    batch_size: int = setting(16, minimum=1, maximum=4096, help="images per step")
+    learning_rate: float = setting(1e-3, minimum=1e-7, maximum=1.0, help="Adam learning rate")
+    #: the paper's value was lost from the text
+    sigma: float = setting(1.0, minimum=0.1, maximum=20.0, help="Gaussian width in heatmap pixels")
+    #: tau of Eq. 3 (paper's value lost; not tuned)
+    temperature: float = setting(4.0, minimum=0.01, maximum=100.0, help="distillation temperature")
+    #: auxiliary soft-argmax L1 loss (not in the paper, see losses.py)
+    coordinate_weight: float = setting(1.0, minimum=0.0, maximum=100.0, help="coordinate-loss weight")
+    decoder_channels: int = setting(128, minimum=1, maximum=1024, help="SimpleBaselines decoder channels")
+    hourglass_width: int = setting(16, minimum=1, maximum=256, help="HG baseline width")
+    hourglass_depth: int = setting(3, minimum=1, maximum=8, help="HG baseline depth")
+    checkpoint_every: int = setting(50, minimum=1, maximum=10**7, help="steps between checkpoints")
 
 
 def labelled_subset(n_train: int, n_labels: int, seed: int) -> torch.Tensor:
@@ -288,6 +271,36 @@ def _step_loss(network, source, method, images, points, config) -> tuple[torch.T
     return loss, parts
 
 
+class TargetTraining(TrainingTask):
+    """Steps of heatmap training on the labelled subset, with the method's regularisers."""
+
+    def __init__(self, train, config, network, source, subset, input_size) -> None:
+        self.train, self.config, self.source, self.subset = train, config, source, subset
+        self.method, self.input_size = get_method(config.method), input_size
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.network = network
+        self.frozen = freeze(network, self.method) if source is not None else []
+        trainable = [p for p in network.parameters() if p.requires_grad]
+        self.optimiser = torch.optim.Adam(trainable, lr=config.learning_rate)
+
+    def step(self, index: int, report: UnitReport) -> dict[str, float]:
+        config, train = self.config, self.train
+        self.network.train()
+        for module in self.frozen:
+            module.eval()
+        batch = self.subset[torch.randint(len(self.subset), (config.batch_size,), generator=self.generator)]
+        images, points = augment_batch(
+            train.images[batch], train.points[batch], self.input_size, self.generator
+        )
+        images = images.contiguous(memory_format=torch.channels_last)
+        _set_lr(self.optimiser, poly_lr(config.learning_rate, index, config.steps))
+        loss, parts = _step_loss(self.network, self.source, self.method, images, points, config)
+        self.optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimiser.step()
+        return {"loss": float(loss.detach()), **parts}
+
+
 def train_target(
     train: CachedSplit,
     config: TargetConfig,
@@ -305,87 +318,46 @@ def train_target(
     ``export_only`` writes the model of the checkpoint's last step without training further.
     """
     method = get_method(config.method)
-    output = Path(output)
     if method.needs_source and source_model is None:
         raise InputError("source model", f"method {method.name} starts from a source model; none was given")
     source = build_source(source_model).to(memory_format=torch.channels_last) if method.needs_source else None
     input_size = source_model.config["input_size"] if source_model is not None else None
     input_size = input_size or int(round(train.images.shape[-1] / CACHE_CONTEXT))
-    n_points = train.points.shape[1]
     torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
-    model_config = {
-        "architecture": target_architecture(config, source_model, n_points),
+    network_config = {
+        "architecture": target_architecture(config, source_model, train.points.shape[1]),
         "input_size": input_size,
         "box_margin": BOX_MARGIN,
-        "training": asdict(config),
     }
     # channels_last: measured 15 % faster training steps on this CPU (bf16 autocast was slower)
-    network = build_network(model_config).to(memory_format=torch.channels_last)
-    frozen = []
+    network = build_network(network_config).to(memory_format=torch.channels_last)
     if source is not None:
         init_from_source(network, source)
-        frozen = freeze(network, method)
-    trainable = [p for p in network.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(trainable, lr=config.learning_rate)
     subset = labelled_subset(len(train.names), config.n_labels, config.seed)
-    ckpt_path = checkpoint_path(output)
-    checkpoint_config = {**model_config, "n_train": len(train.names)}
-    step = 0
-    checkpoint = load_checkpoint(ckpt_path, checkpoint_config)
-    if checkpoint is not None:
-        network.load_state_dict(checkpoint.tensors["network"])
-        optimizer.load_state_dict(checkpoint.tensors["optimizer"])
-        _restore_rng(generator, checkpoint.tensors["rng"])
-        step = int(checkpoint.tensors["step"])
-        log(f"resuming {method.name} at step {step} from {ckpt_path}")
-    if export_only and checkpoint is None:
-        raise InputError(f"checkpoint '{ckpt_path}'", "does not exist; nothing to export")
-    started = time.time()
-    while step < config.steps and not export_only:
-        if cancel is not None:
-            cancel.check()
-        network.train()
-        for module in frozen:
-            module.eval()
-        batch = subset[torch.randint(len(subset), (config.batch_size,), generator=generator)]
-        images, points = augment_batch(train.images[batch], train.points[batch], input_size, generator)
-        images = images.contiguous(memory_format=torch.channels_last)
-        _set_lr(optimizer, poly_lr(config.learning_rate, step, config.steps))
-        loss, parts = _step_loss(network, source, method, images, points, config)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        step += 1
-        progress(
-            step / config.steps, f"{method.name} step {step}/{config.steps} loss {float(loss.detach()):.3f}"
-        )
-        if step % config.checkpoint_every == 0 or step == config.steps:
-            save_model_file(
-                ckpt_path,
-                ModelFile(
-                    CHECKPOINT_KIND,
-                    checkpoint_config,
-                    {
-                        "network": network.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "rng": _rng_state(generator),
-                        "step": step,
-                    },
-                ),
-            )
-            log(
-                f"{method.name} n={config.n_labels or len(train.names)} seed={config.seed} step {step}: "
-                + ", ".join(f"{k} {v:.4f}" for k, v in parts.items())
-                + f" ({time.time() - started:.0f} s)"
-            )
+    task = TargetTraining(train, config, network, source, subset, input_size)
+    settings = LoopSettings(
+        total=config.steps,
+        unit="step",
+        label=method.name,
+        checkpoint=checkpoint_path(Path(output)),
+        checkpoint_kind=CHECKPOINT_KIND,
+        run_config={
+            "training settings": asdict(config),
+            "network": network_config,
+            "training images": len(train.names),
+        },
+        checkpoint_every=config.checkpoint_every,
+        export_only=export_only,
+    )
+    done = run_training(task, settings, progress, cancel, log).done
     network.eval()
     model = ModelFile(
         MODEL_KIND,
         {
-            **model_config,
+            **network_config,
+            "training": asdict(config),
             "n_labelled": len(subset),
-            "steps_done": step,
+            "steps_done": done,
             "source": (source_model.config.get("training") if source_model else None),
         },
         {"state_dict": network.state_dict()},

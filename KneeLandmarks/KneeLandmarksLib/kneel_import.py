@@ -35,8 +35,8 @@ from LandmarkCoreLib.modelfile import ModelFile, save_model_file
 from LandmarkCoreLib.networks import KneelHourglass
 from torch import nn
 
+from .model_file import MODEL_KIND
 from .presets import KNEE, Preset, StageGeometry
-from .training import MODEL_KIND
 
 try:  # numpy >= 2 moved the array reconstruction helpers
     from numpy._core import multiarray as _multiarray

@@ -8,6 +8,11 @@
 Stage 1 finds the ROI centre on the whole image at low resolution, stage 2 all landmarks in the ROI at
 high resolution (KNEEL's two-stage inference); a model with a stage 3 then refines each landmark in a small
 patch around it at a finer pixel size (all patches in one batch).
+
+Before the networks run, the pixels are checked to hold a radiograph (``image_content``); after them, a
+model with a shape model checks that the landmarks form a plausible configuration at a plausible size
+(``shape_model``). When they do not, the film is tried once more mirrored left-right (a patient facing
+the other way) and its landmarks mapped back; when neither orientation is plausible the image is refused.
 """
 
 from __future__ import annotations
@@ -38,8 +43,10 @@ from .data import (
     sample_crops,
     scale_array_to,
 )
+from .image_content import check_image_content
+from .model_file import MODEL_KIND
 from .presets import Preset, StageGeometry
-from .training import MODEL_KIND
+from .shape_model import ShapeFit, ShapeModel
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 DEFAULT_MODEL_NAME = "cephalometric_isbi2015.pt"
@@ -62,6 +69,7 @@ class KneeModel:
     config: dict
     path: Path | None = None
     stage3: nn.Module | None = None
+    shape_model: ShapeModel | None = None
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> KneeModel:
@@ -83,8 +91,17 @@ class KneeModel:
             raise ModelFileError(f"model file '{path}': incomplete configuration ({exc})") from None
         if "stage3" in stages and preset.stage3 is None:
             raise ModelFileError(f"model file '{path}': stage-3 network without stage-3 geometry")
+        shape = stored.config.get("shape_model")
+        if shape is not None:
+            shape = ShapeModel.from_config(shape, len(preset.landmark_names), f"model file '{path}'")
         return cls(
-            preset, stages.get("stage1"), stages["stage2"], stored.config, Path(path), stages.get("stage3")
+            preset,
+            stages.get("stage1"),
+            stages["stage2"],
+            stored.config,
+            Path(path),
+            stages.get("stage3"),
+            shape,
         )
 
     @property
@@ -219,6 +236,94 @@ def refine_landmarks(model: KneeModel, scaled: ScaledImage, points: np.ndarray, 
     return scaled.to_original(refined)
 
 
+def locate_landmarks(
+    model: KneeModel,
+    scaled: list[ScaledImage],
+    options: dict,
+    progress: ProgressCallback,
+) -> np.ndarray:
+    """Landmarks (K, 2) in original-image indices: stages 1 and 2 on ``scaled[0]`` (stage 2's pixel size),
+    then stage 3 on ``scaled[1]`` when given. ``options``: ``mirror`` and ``single_stage``."""
+    stage2, mirror = scaled[0], options["mirror"]
+    progress(0.1, "stage 1: locating the region of interest")
+    centre = roi_centre(model, stage2, mirror, options["single_stage"])
+    progress(0.5, "stage 2: locating the landmarks")
+    geometry = model.preset.stage2
+    points = stage2.to_original(run_stage(model.stage2, stage2, centre, geometry, mirror, model.config))
+    if len(scaled) > 1:
+        progress(0.8, "stage 3: refining each landmark")
+        points = refine_landmarks(model, scaled[1], points, mirror)
+    return points
+
+
+def flipped(scaled: ScaledImage) -> ScaledImage:
+    """``scaled`` of the left-right mirrored original (a box resize covers the whole width, so the
+    mirror of the resized array is the resize of the mirrored image)."""
+    return ScaledImage(np.ascontiguousarray(scaled.array[:, ::-1]), scaled.factor, scaled.shift)
+
+
+def plausible_landmarks(
+    model: KneeModel,
+    scaled: list[ScaledImage],
+    spacing: tuple[float, float],
+    options: dict,
+    progress: ProgressCallback,
+    notice: Callable[[str], None] | None,
+) -> np.ndarray:
+    """:func:`locate_landmarks`, checked against the model's shape model; an implausible result is
+    retried on the mirrored film (its landmarks mapped back), and refused when that is implausible too."""
+    points = locate_landmarks(model, scaled, options, progress)
+    shape = model.shape_model
+    if shape is None:
+        return points
+    orientation = np.array([-1.0 if options["mirror"] else 1.0, 1.0]) * np.array(spacing)
+    first = shape.measure(points * orientation)
+    if first.plausible:
+        return points
+    if not options["check_facing"]:
+        raise implausible(model, first, spacing, "")
+    columns = scaled[0].array.shape[1] * scaled[0].factor[0]  # original image width in pixels
+    mirrored = locate_landmarks(model, [flipped(s) for s in scaled], options, progress)
+    mirrored[:, 0] = columns - 1 - mirrored[:, 0]
+    second = shape.measure(mirrored * orientation)
+    if not second.plausible:
+        raise implausible(model, first, spacing, f"; on the mirrored film: {second.describe(shape)}")
+    if notice is not None:
+        notice(
+            "the film faces the other way (mirrored): detected on its mirror image and mapped back "
+            f"({first.describe(shape)} as given, {second.distance:.1f} mirrored)"
+        )
+    return mirrored
+
+
+def implausible(model: KneeModel, fit: ShapeFit, spacing: tuple[float, float], more: str) -> InputError:
+    return InputError(
+        "image",
+        f"the detected landmarks are not a plausible {model.preset.name} configuration "
+        f"({fit.describe(model.shape_model)}{more}): not a {model.preset.name} radiograph, or the pixel "
+        f"size ({spacing[0]:g} mm) is wrong",
+    )
+
+
+def detection_spacing(
+    model: KneeModel, image: sitk.Image, pixel_size_mm: float | None, notice: Callable[[str], None] | None
+) -> tuple[float, float]:
+    """The pixel size the networks are told: ``pixel_size_mm``, else the image's own, else (spacing 1, a
+    file without one) the model's nominal one, with a notice."""
+    if pixel_size_mm is not None:
+        return (float(pixel_size_mm), float(pixel_size_mm))
+    spacing = tuple(float(s) for s in image.GetSpacing()[:2])
+    nominal = model.config.get("nominal_pixel_size_mm")
+    if spacing == (1.0, 1.0) and nominal not in (None, 1.0):
+        spacing = (float(nominal), float(nominal))
+        if notice is not None:
+            notice(
+                f"the image has no pixel size (spacing 1, as files without one are read); detecting at "
+                f"the training images' {nominal} mm (give pixel_size_mm / --pixel-size otherwise)"
+            )
+    return spacing
+
+
 def detect_landmarks(
     model: KneeModel,
     image: sitk.Image,
@@ -228,6 +333,7 @@ def detect_landmarks(
     notice: Callable[[str], None] | None = None,
     pixel_size_mm: float | None = None,
     refine: bool = True,
+    check_facing: bool = True,
 ) -> LandmarkSet:
     """Landmarks of ``model``'s preset on a 2D ``image``, in the image's physical space (LPS mm; a plain
     JPEG/PNG: column * spacing, row * spacing). ``mirror`` flips the image left-right first (KNEEL's
@@ -235,33 +341,20 @@ def detect_landmarks(
     ``pixel_size_mm``: the true pixel size when the image's spacing is not (a JPEG read with 1.0); it
     sets the scale the networks see, the output stays in the image's own physical space. Without it, an
     image with spacing exactly 1 is taken to have the training images' pixel size (with a notice).
-    ``refine=False`` skips the model's stage 3 (when it has one)."""
+    ``refine=False`` skips the model's stage 3 (when it has one). ``check_facing=False`` refuses an
+    implausible result at once instead of retrying the mirrored film.
+
+    Raises :class:`InputError` for an image without a radiograph in it and for landmarks that do not
+    form a plausible configuration in either facing direction (models with a shape model)."""
     image, array = prepare_image(image, notice)
-    if pixel_size_mm is not None:
-        spacing = (float(pixel_size_mm), float(pixel_size_mm))
-    else:
-        spacing = tuple(float(s) for s in image.GetSpacing()[:2])
-        nominal = model.config.get("nominal_pixel_size_mm")
-        if spacing == (1.0, 1.0) and nominal not in (None, 1.0):
-            spacing = (float(nominal), float(nominal))
-            if notice is not None:
-                notice(
-                    f"the image has no pixel size (spacing 1, as files without one are read); detecting at "
-                    f"the training images' {nominal} mm (give pixel_size_mm / --pixel-size otherwise)"
-                )
+    spacing = detection_spacing(model, image, pixel_size_mm, notice)
     check_field_of_view(image, spacing, model.preset)
     refine = refine and model.stage3 is not None
     pixel_sizes = [model.preset.stage2.spacing_mm] + ([model.preset.stage3.spacing_mm] if refine else [])
     scaled = scale_array_to(array, spacing, pixel_sizes)  # [stage 2's] or [stage 2's, stage 3's]
-    stage2 = scaled[0]
-    progress(0.1, "stage 1: locating the region of interest")
-    centre = roi_centre(model, stage2, mirror, single_stage)
-    progress(0.5, "stage 2: locating the landmarks")
-    geometry = model.preset.stage2
-    points = stage2.to_original(run_stage(model.stage2, stage2, centre, geometry, mirror, model.config))
-    if refine:
-        progress(0.8, "stage 3: refining each landmark")
-        points = refine_landmarks(model, scaled[1], points, mirror)
+    check_image_content(scaled[0].array)
+    options = {"mirror": mirror, "single_stage": single_stage, "check_facing": check_facing}
+    points = plausible_landmarks(model, scaled, spacing, options, progress, notice)
     progress(1.0, "done")
     names = model.landmark_names
     return LandmarkSet(names, index_to_physical(image, points), None, "KNEEL landmarks")

@@ -7,27 +7,27 @@ at low resolution. Stage 2 learns all landmarks inside the ROI at high resolutio
 shift that stands in for stage 2's error; its loss sees only that landmark's output channel. It starts
 from whichever of stage 2's weights fit its shallower hourglass.
 
-A checkpoint (kind ``knee-checkpoint``) is written after every epoch; a run given the same checkpoint
-path resumes after the last finished epoch. The RNG is re-seeded per epoch from ``seed`` and the epoch
-number, so a resumed run sees the same draws as an uninterrupted one.
+The epochs run in the shared loop (:mod:`LandmarkCoreLib.training_loop`): a checkpoint (kind
+``knee-checkpoint``) after every epoch, from which a run given the same checkpoint path resumes after the
+last finished epoch. The RNG is re-seeded per epoch from ``seed`` and the epoch number, so a resumed run
+sees the same draws as an uninterrupted one.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from LandmarkCoreLib.device import torch_threads
-from LandmarkCoreLib.errors import InputError, ModelFileError
-from LandmarkCoreLib.modelfile import ModelFile, load_model_file, save_model_file
+from LandmarkCoreLib.errors import InputError
+from LandmarkCoreLib.modelfile import ModelFile, save_model_file
 from LandmarkCoreLib.networks import KneelHourglass
 from LandmarkCoreLib.progress import CancelToken, ProgressCallback, no_progress
+from LandmarkCoreLib.training_loop import LoopSettings, TrainingTask, UnitReport, run_training
 
 from .augment import AugmentConfig, cutout, draw_geometry, jitter_targets, mixup_loss, textural
 from .data import (
@@ -41,10 +41,8 @@ from .data import (
     sample_crops,
 )
 from .losses import make_loss
+from .model_file import CHECKPOINT_KIND, chained_model, initialise_from, stage_model_file
 from .presets import Preset, StageGeometry
-
-MODEL_KIND = "knee-model"
-CHECKPOINT_KIND = "knee-checkpoint"
 
 
 @dataclass
@@ -191,68 +189,6 @@ def to_pixels(coords: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return coords * scale + KneelHourglass.cell_centre
 
 
-def _checkpoint_tensors(model, optimizer, scheduler, epoch: int, history: list) -> dict:
-    return {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "epoch": epoch,
-        "history": history,
-    }
-
-
-def _restore(checkpoint: Path, config_dict: dict, model, optimizer, scheduler) -> tuple[int, list]:
-    stored = load_model_file(checkpoint, CHECKPOINT_KIND)
-    expected = json.loads(json.dumps(config_dict))  # as stored: tuples become lists
-    if stored.config.get("train") != expected["train"] or stored.config.get("preset") != expected["preset"]:
-        raise ModelFileError(
-            f"checkpoint '{checkpoint}': it was written by a run with another configuration; "
-            "use a new checkpoint path or the same settings"
-        )
-    model.load_state_dict(stored.tensors["model"])
-    optimizer.load_state_dict(stored.tensors["optimizer"])
-    scheduler.load_state_dict(stored.tensors["scheduler"])
-    return int(stored.tensors["epoch"]), list(stored.tensors["history"])
-
-
-def initialise_from(model: KneelHourglass, init_model: Path, stage: int = 2) -> None:
-    """Start ``stage`` from ``init_model``: its own stage when that fits this network exactly (fine-tuning
-    a trained model), else the stage before. Stage 2 takes every tensor of stage 1 but the output layer
-    (KNEEL's transfer from the low-budget task); stage 3 every tensor of stage 2 that fits its shape."""
-    stored = load_model_file(init_model, MODEL_KIND)
-    own = model.state_dict()
-    previous = stored.tensors.get(f"stage{stage}")
-    if (
-        isinstance(previous, dict)
-        and previous.keys() == own.keys()
-        and all(previous[k].shape == own[k].shape for k in own)
-    ):
-        model.load_state_dict(previous)
-        return
-    source = stored.tensors.get(f"stage{stage - 1}")
-    if source is None:
-        raise ModelFileError(
-            f"model file '{init_model}': has no stage-{stage - 1} network to start stage {stage} from"
-        )
-    transferable = {
-        k: v
-        for k, v in source.items()
-        if (stage == 3 or not k.startswith("out_block")) and k in own and own[k].shape == v.shape
-    }
-    if stage == 3:
-        if stored.config.get("coordinate_convention") != "cell-centre":
-            raise ModelFileError(
-                f"model file '{init_model}': an imported KNEEL model; stage 3 builds on this project's own "
-                "two-stage models"
-            )
-    elif len(transferable) < len(own) - 2:
-        raise ModelFileError(
-            f"model file '{init_model}': its stage-1 network does not match this stage-2 network "
-            f"(width/depth/block differ: {len(transferable)} of {len(own)} tensors fit)"
-        )
-    model.load_state_dict(transferable, strict=False)
-
-
 def stage_errors(
     model: KneelHourglass, samples: list[StageSample], preset: Preset, stage: int, all_landmarks: bool = False
 ) -> np.ndarray:
@@ -345,89 +281,86 @@ def _train_stage(
     if config.stage == 3:
         train_samples, val_samples = per_landmark(train_samples), per_landmark(val_samples)
 
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    steps_per_epoch = math.ceil(len(train_samples) / config.batch_size)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * steps_per_epoch)
-    criterion = make_loss(config.loss, config.wing_width, config.wing_curvature)
-    run_config = {"train": config.to_config(), "preset": preset.to_config(), "network": net_config}
-    start_epoch, history = 0, []
-    if checkpoint is not None and Path(checkpoint).exists():
-        start_epoch, history = _restore(Path(checkpoint), run_config, model, optimizer, scheduler)
-    if export_only and start_epoch == 0:
-        raise InputError("checkpoint", f"'{checkpoint}' does not exist or holds no finished epoch to export")
-    for epoch in range(start_epoch, start_epoch if export_only else config.epochs):
-        started = time.perf_counter()
-        loss = _train_epoch(
-            model, train_samples, preset, config, criterion, optimizer, scheduler, epoch, progress, cancel
-        )
-        val_mre = evaluate_stage(model, val_samples, preset, config.stage, config.stage1_all_landmarks)
-        history.append(
-            {
-                "epoch": epoch + 1,
-                "loss": loss,
-                "val_mre_mm": val_mre,
-                "seconds": time.perf_counter() - started,
-            }
-        )
-        if checkpoint is not None:
-            save_model_file(
-                checkpoint,
-                ModelFile(
-                    CHECKPOINT_KIND,
-                    run_config,
-                    _checkpoint_tensors(model, optimizer, scheduler, epoch + 1, history),
-                ),
-            )
-        progress(
-            (epoch + 1) / config.epochs,
-            f"stage {config.stage} epoch {epoch + 1}/{config.epochs} loss {loss:.3f}"
-            + ("" if math.isnan(val_mre) else f" val MRE {val_mre:.2f} mm"),
-        )
-    result = _model_file(model, net_config, preset, config, history, init_model)
+    task = StageTraining(model, train_samples, val_samples, preset, config)
+    settings = LoopSettings(
+        total=config.epochs,
+        label=f"stage {config.stage}",
+        checkpoint=checkpoint,
+        checkpoint_kind=CHECKPOINT_KIND,
+        run_config={
+            "training settings": config.to_config(),
+            "preset": preset.to_config(),
+            "network": net_config,
+        },
+        export_only=export_only,
+    )
+    history = run_training(task, settings, progress, cancel).history
+    result = stage_model_file(model, net_config, preset, config, history, init_model)
     result.config["roi_prior_mm"] = roi_prior
     result.config["nominal_pixel_size_mm"] = nominal_pixel_size(cases)
     save_model_file(output, result)
     return result
 
 
-def _train_epoch(
-    model, samples, preset, config, criterion, optimizer, scheduler, epoch, progress, cancel
-) -> float:
-    rng = np.random.default_rng([config.seed, epoch])
-    generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
-    torch.manual_seed(int(rng.integers(2**31)))
-    size = stage_geometry(preset, config.stage).size
-    model.train()
-    order = rng.permutation(len(samples))
-    losses = []
-    for start in range(0, len(order), config.batch_size):
-        if cancel is not None:
-            cancel.check()
-        batch = [samples[i] for i in order[start : start + config.batch_size]]
-        if len(batch) < 2:
-            continue  # batch norm needs two samples
+class StageTraining(TrainingTask):
+    """One stage's epochs: Adam with a cosine schedule, augmented batches, mixup; validation MRE."""
+
+    def __init__(self, model, train_samples, val_samples, preset: Preset, config: TrainConfig) -> None:
+        self.network, self.train_samples, self.val_samples = model, train_samples, val_samples
+        self.preset, self.config = preset, config
+        self.optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+        steps_per_epoch = math.ceil(len(train_samples) / config.batch_size)
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            self.optimiser, T_max=config.epochs * steps_per_epoch
+        )
+        self.criterion = make_loss(config.loss, config.wing_width, config.wing_curvature)
+
+    def step(self, index: int, report: UnitReport) -> dict[str, float]:
+        config = self.config
+        rng = np.random.default_rng([config.seed, index])
+        generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
+        torch.manual_seed(int(rng.integers(2**31)))
+        self.network.train()
+        order = rng.permutation(len(self.train_samples))
+        losses = []
+        for start in range(0, len(order), config.batch_size):
+            batch = [self.train_samples[i] for i in order[start : start + config.batch_size]]
+            if len(batch) < 2:
+                continue  # batch norm needs two samples
+            losses.append(self._batch_loss(batch, rng, generator))
+            report(start / len(order), f"loss {np.mean(losses):.3f}")
+        return {"loss": float(np.mean(losses)) if losses else float("nan")}
+
+    def _batch_loss(self, batch: list[StageSample], rng: np.random.Generator, generator) -> float:
+        config, size = self.config, stage_geometry(self.preset, self.config.stage).size
         crops, targets = make_batch(
-            batch, preset, config.stage, config.augment, rng, config.stage1_all_landmarks
+            batch, self.preset, config.stage, config.augment, rng, config.stage1_all_landmarks
         )
         crops = crops.contiguous(memory_format=torch.channels_last)
 
         def pixel_loss(coords, tgt):
-            return criterion(to_pixels(coords, size), tgt)
+            return self.criterion(to_pixels(coords, size), tgt)
 
         if config.augment.mixup_alpha > 0:
-            loss = mixup_loss(model, pixel_loss, crops, targets, config.augment.mixup_alpha, generator)
+            loss = mixup_loss(self.network, pixel_loss, crops, targets, config.augment.mixup_alpha, generator)
         else:
-            loss = pixel_loss(stage_outputs(model, crops, batch), targets)
-        optimizer.zero_grad()
+            loss = pixel_loss(stage_outputs(self.network, crops, batch), targets)
+        self.optimiser.zero_grad()
         loss.backward()
-        optimizer.step()
-        scheduler.step()
-        losses.append(loss.item())
-        progress(
-            (epoch + start / len(order)) / config.epochs,
-            f"stage {config.stage} epoch {epoch + 1}/{config.epochs} loss {np.mean(losses):.3f}",
+        self.optimiser.step()
+        self.scheduler.step()
+        return loss.item()
+
+    def evaluate(self, index: int) -> dict[str, float]:
+        config = self.config
+        mre = evaluate_stage(
+            self.network, self.val_samples, self.preset, config.stage, config.stage1_all_landmarks
         )
-    return float(np.mean(losses)) if losses else float("nan")
+        return {"val_mre_mm": mre}
+
+    def describe(self, metrics: dict[str, float]) -> str:
+        mre = metrics["val_mre_mm"]
+        return f"loss {metrics['loss']:.3f}" + ("" if math.isnan(mre) else f" val MRE {mre:.2f} mm")
 
 
 def nominal_pixel_size(cases: list[TrainingCase]) -> float | None:
@@ -451,31 +384,3 @@ def roi_prior_mm(samples: list[StageSample], spacing_mm: float) -> list[float]:
         offset = (sample.points.mean(0) - np.array([(cols - 1) / 2, (rows - 1) / 2])) * spacing_mm
         offsets.append(offset * np.array([-1.0 if sample.mirror else 1.0, 1.0]))
     return [float(v) for v in np.mean(offsets, 0)]
-
-
-def chained_model(init_model: str | os.PathLike, stage: int) -> ModelFile:
-    """``init_model``, checked to hold every stage before ``stage``."""
-    source = load_model_file(init_model, MODEL_KIND)
-    for earlier in range(1, stage):
-        if f"stage{earlier}" not in source.tensors:
-            raise ModelFileError(f"model file '{init_model}': has no stage-{earlier} network to chain")
-    return source
-
-
-def _model_file(model, net_config, preset, config, history, init_model) -> ModelFile:
-    tensors = {f"stage{config.stage}": model.state_dict()}
-    networks = {f"stage{config.stage}": net_config}
-    trained = {f"stage{config.stage}": {"train": config.to_config(), "history": history}}
-    if config.stage > 1:  # the other stages come from init_model (a later one too: stage 3 is independent)
-        source = chained_model(init_model, config.stage)
-        for name in source.tensors.keys() - tensors.keys():
-            tensors[name] = source.tensors[name]
-            networks[name] = source.config["networks"][name]
-            trained[name] = source.config["training"][name]
-    config_out = {
-        "preset": preset.to_config(),
-        "networks": networks,
-        "training": trained,
-        "coordinate_convention": "cell-centre",
-    }
-    return ModelFile(MODEL_KIND, config_out, tensors)
