@@ -190,3 +190,96 @@ def test_target_without_the_structure_is_refused(case):
     # The tiny-trained net finds "something" in the blank volume; no pose of it matches the reference.
     detect = lambda: logic.detect(DetectionInputs(empty_target, device="cpu"))  # noqa: E731
     _expect_unchanged(scene, detect, PoseNotFoundError, "no pose of the target matches the reference")
+
+
+def test_background_training_runs_with_every_changed_advanced_setting(case, tmp_path):
+    """The GUI path: every setting reaches the CLI child, whose model file records what it ran with."""
+    from OneShotLandmarksLib.model import OneShotModel
+
+    scene, logic, nodes, inputs = case
+    changed = replace(
+        TINY,
+        max_epochs=1,
+        margin_mm=1.5,
+        max_rotation_deg=90.0,
+        max_translation_mm=2.0,
+        batch_size=16,
+        learning_rate=5e-4,
+        lr_decay_per_epoch=0.9,
+    )
+    background = replace(inputs, settings=changed, modelPath=tmp_path / "background.pt")
+    task = logic.startTraining(background)
+    model = task.wait(timeout=600)
+    assert model is logic.model and model.landmarks.labels == nodes["reference_truth"].labels
+    assert OneShotModel.load(tmp_path / "background.pt").training == changed
+    events = task.poll()  # drained by nobody: the progress lines arrived
+    assert events and all(e.fraction is None or 0 <= e.fraction <= 1 for e in events)
+
+
+def test_background_detection_through_the_cli(case):
+    # TINY models are fragile (another TINY training may miss the skull), so detect with the model
+    # whose in-process detection was checked above.
+    scene, logic, nodes, inputs = case
+    logic.loadModel(inputs.modelPath)
+    count = lambda: scene.GetNumberOfNodesByClass("vtkMRMLMarkupsFiducialNode")  # noqa: E731
+    before = count()
+    node = logic.startDetection(DetectionInputs(nodes["target"], device="cpu")).wait(timeout=600)
+    assert count() == before + 1 and node.GetName().startswith(TARGET)
+    truth = nodes["target_truth"].subset(nodes["reference_truth"].labels).points * LPS_RAS_FLIP
+    assert np.linalg.norm(_ras(node) - truth, axis=1).mean() < TINY_ERROR_BOUND_MM
+
+
+LAUNCHER = """\
+import signal, subprocess, sys
+from pathlib import Path
+# Like PythonSlicer (a CTKAppLauncher): starts the real interpreter as its child, shares its pipes,
+# forwards no signal and returns the child's exit status.
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+child = subprocess.Popen([{python!r}, *sys.argv[1:]])
+Path({pid_file!r}).write_text(str(child.pid))
+sys.exit(child.wait())
+"""
+
+
+def test_cancel_reaches_the_cli_behind_a_launcher_and_keeps_its_checkpoint(case, tmp_path, monkeypatch):
+    import os
+    import sys
+    import time
+
+    from LandmarkCoreLib.commandline import EXIT_INTERRUPTED
+    from LandmarkCoreLib.errors import Cancelled
+    from LandmarkCoreLib.modelfile import load_model_file
+    from LandmarkSlicerLib import tasks
+
+    scene, logic, nodes, inputs = case
+    pid_file = tmp_path / "child.pid"
+    launcher = tmp_path / "PythonSlicer"
+    launcher.write_text(
+        f"#!{sys.executable}\n" + LAUNCHER.format(python=sys.executable, pid_file=str(pid_file))
+    )
+    launcher.chmod(0o755)
+    monkeypatch.setattr(tasks, "python_executable", lambda: str(launcher))
+    model_path = tmp_path / "long.pt"
+    long_training = replace(
+        inputs, settings=replace(TINY, max_epochs=500, patience=500), modelPath=model_path
+    )
+    task = logic.startTraining(long_training)
+    deadline = time.monotonic() + 600
+    while not list(tmp_path.glob("long.pt*checkpoint*")):  # the first epoch's checkpoint
+        assert not task.finished, task.job.result()
+        assert time.monotonic() < deadline, "no checkpoint was written"
+        time.sleep(0.2)
+    child = int(pid_file.read_text())
+    task.cancel()
+    with pytest.raises(Cancelled):
+        task.wait(timeout=300)
+    # The CLI's own interrupt status, passed on by the launcher: the interrupt reached the real
+    # process (the launcher ignores signals; a forced stop would end it with -SIGKILL).
+    assert task.job._process.returncode == EXIT_INTERRUPTED
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)
+    assert not model_path.exists()
+    (checkpoint,) = tmp_path.glob("long.pt*checkpoint*")
+    stored = load_model_file(checkpoint)
+    assert stored.kind.endswith("checkpoint") and stored.tensors
