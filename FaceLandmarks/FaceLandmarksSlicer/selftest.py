@@ -15,7 +15,8 @@ from .logic import FaceInputs, FaceLandmarksLogic
 from .sample_data import PHOTO, SAMPLE_NAME, downloadKeypoints, registerSampleData
 
 #: Error normalised by the outer-eye-corner distance (points 36, 45). The bundled model's mean on the
-#: 681 test frames is 0.065; one frame is allowed twice that.
+#: 681 test frames is 0.065; on this frame it measured 0.060 (the sample's GitHub file and the copy in
+#: ../shared/data alike); one frame is allowed twice the mean.
 NME_BOUND = 0.13
 
 

@@ -14,7 +14,7 @@ from slicer.ScriptedLoadableModule import ScriptedLoadableModuleTest
 
 from .logic import KneeInputs, KneeLandmarksLogic
 
-#: Mean radial error bound on cephalogram 151 (the bundled model's Test1 mean is 1.53 mm).
+#: Mean radial error bound on cephalogram 151: measured 1.58 mm (the bundled model's Test1 mean is 1.53 mm).
 ERROR_BOUND_MM = 3.0
 PIXEL_MM = 0.1  # the challenge's pixel size (the JPEGs carry none)
 
