@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from LandmarkCoreLib.errors import InputError
@@ -31,31 +30,16 @@ class FaceLandmarksLogic(DetectorLogic):
     """:meth:`loadModel` then :meth:`detect` (milliseconds per face), or :meth:`startBatchDetection`."""
 
     moduleName = "FaceLandmarks"
-    CLI_MODULE = "FaceLandmarksLib.cli"
+    LIB = "FaceLandmarksLib"
+    MODEL_CLASS = "FaceModel"
 
     def getParameterNode(self):
         from .parameters import FaceLandmarksParameterNode
 
         return FaceLandmarksParameterNode(self.parameterNodeMRML())
 
-    def modelClass(self):
-        from FaceLandmarksLib.pipeline import FaceModel
-
-        return FaceModel
-
-    def bundledModelPath(self) -> Path:
-        from FaceLandmarksLib.pipeline import default_model_path
-
-        return default_model_path()
-
     def imageSuffixes(self):
         return IMAGE_SUFFIXES
-
-    def libPackages(self) -> list:
-        import FaceLandmarksLib
-        import LandmarkCoreLib
-
-        return [FaceLandmarksLib, LandmarkCoreLib]
 
     def describeModel(self, model) -> str:
         return f"68-point face model from {self.modelPath.name if self.modelPath else 'memory'}"

@@ -2,34 +2,17 @@
 
 from __future__ import annotations
 
-import pathlib
-from typing import Annotated, Optional, Union
+from typing import Annotated, Optional
 
-from LandmarkSlicerLib.detector import BUNDLED, MODEL_FILE
-from slicer import (
-    vtkMRMLMarkupsFiducialNode,
-    vtkMRMLMarkupsROINode,
-    vtkMRMLScalarVolumeNode,
-    vtkMRMLTableNode,
-    vtkMRMLVectorVolumeNode,
-)
+from LandmarkSlicerLib.detector import BUNDLED, MODEL_FILE, DetectorParameterFields
+from slicer import vtkMRMLMarkupsROINode
 from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
 
 from .logic import FACE_REGIONS
 
 
-# Node fields are Optional (typing.Optional/Union: Slicer's wrapper recognises those): an unset node
-# is written as None, which a Union without None refuses ("Unable to write value 'None'").
 @parameterNodeWrapper
-class FaceLandmarksParameterNode:
-    inputVolume: Optional[Union[vtkMRMLScalarVolumeNode, vtkMRMLVectorVolumeNode]]  # noqa: UP007, UP045
+class FaceLandmarksParameterNode(DetectorParameterFields):
     faceRegion: Annotated[str, Choice(list(FACE_REGIONS))] = FACE_REGIONS[0]
-    faceRoi: Optional[vtkMRMLMarkupsROINode]  # noqa: UP045
+    faceRoi: Optional[vtkMRMLMarkupsROINode]  # noqa: UP045 -- None when unset, see DetectorParameterFields
     modelSource: Annotated[str, Choice([BUNDLED, MODEL_FILE])] = BUNDLED
-    modelPath: pathlib.Path = pathlib.Path()
-    outputLandmarks: Optional[vtkMRMLMarkupsFiducialNode]  # noqa: UP045
-    batchInputFolder: pathlib.Path = pathlib.Path()
-    batchOutputFolder: pathlib.Path = pathlib.Path()
-    detectedLandmarks: Optional[vtkMRMLMarkupsFiducialNode]  # noqa: UP045
-    groundTruthLandmarks: Optional[vtkMRMLMarkupsFiducialNode]  # noqa: UP045
-    errorTable: Optional[vtkMRMLTableNode]  # noqa: UP045

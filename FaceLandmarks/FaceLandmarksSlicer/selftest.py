@@ -6,10 +6,8 @@ import csv
 import os
 
 import numpy as np
-import slicer
-from LandmarkSlicerLib.gui import torch_available
 from LandmarkSlicerLib.mrml_bridge import markups_node_to_landmarks
-from slicer.ScriptedLoadableModule import ScriptedLoadableModuleTest
+from LandmarkSlicerLib.selftest import LandmarkSelfTest
 
 from .logic import FaceInputs, FaceLandmarksLogic
 from .sample_data import PHOTO, SAMPLE_NAME, downloadKeypoints, registerSampleData
@@ -29,14 +27,7 @@ def truthPoints(table_path: str, image_name: str) -> np.ndarray:
     raise ValueError(f"{image_name} is not in {table_path}")
 
 
-class FaceLandmarksTest(ScriptedLoadableModuleTest):
-    def setUp(self) -> None:
-        slicer.mrmlScene.Clear()
-
-    def runTest(self) -> None:
-        self.setUp()
-        self.test_BundledModelOnRealPhotograph()
-
+class FaceLandmarksTest(LandmarkSelfTest):
     def samplePhotograph(self):
         """(photograph node, its 68 true points in pixels) from the Sample Data module."""
         import SampleData
@@ -46,8 +37,6 @@ class FaceLandmarksTest(ScriptedLoadableModuleTest):
         return photo, truthPoints(downloadKeypoints(), os.path.basename(PHOTO[0]))
 
     def test_BundledModelOnRealPhotograph(self) -> None:
-        if not torch_available():
-            self.skipTest("PyTorch is not installed: install it from the PyTorch Utils module")
         photo, truth = self.samplePhotograph()
         logic = FaceLandmarksLogic()
         inputs = FaceInputs(inputVolume=photo)

@@ -25,7 +25,8 @@ class KneeLandmarksLogic(DetectorLogic):
     """:meth:`loadModel` then :meth:`detect` (in-process), or :meth:`startBatchDetection` (the CLI)."""
 
     moduleName = "KneeLandmarks"
-    CLI_MODULE = "KneeLandmarksLib.cli"
+    LIB = "KneeLandmarksLib"
+    MODEL_CLASS = "KneeModel"
     MODEL_SOURCES = MODEL_SOURCES
 
     def getParameterNode(self):
@@ -33,26 +34,10 @@ class KneeLandmarksLogic(DetectorLogic):
 
         return KneeLandmarksParameterNode(self.parameterNodeMRML())
 
-    def modelClass(self):
-        from KneeLandmarksLib.pipeline import KneeModel
-
-        return KneeModel
-
-    def bundledModelPath(self) -> Path:
-        from KneeLandmarksLib.pipeline import default_model_path
-
-        return default_model_path()
-
     def imageSuffixes(self):
         from KneeLandmarksLib.data import IMAGE_SUFFIXES
 
         return IMAGE_SUFFIXES
-
-    def libPackages(self) -> list:
-        import KneeLandmarksLib
-        import LandmarkCoreLib
-
-        return [KneeLandmarksLib, LandmarkCoreLib]
 
     def prepareModelFile(self, inputs: KneeInputs, path: Path) -> None:
         """For a KNEEL snapshot source: import the two snapshot folders into ``path``."""

@@ -7,10 +7,8 @@ the data folder (``$LANDMARK_DATA_ROOT``, see the README) and skips with a messa
 from __future__ import annotations
 
 import numpy as np
-import slicer
-from LandmarkSlicerLib.gui import torch_available
 from LandmarkSlicerLib.mrml_bridge import markups_node_to_landmarks
-from slicer.ScriptedLoadableModule import ScriptedLoadableModuleTest
+from LandmarkSlicerLib.selftest import LandmarkSelfTest
 
 from .logic import KneeInputs, KneeLandmarksLogic
 
@@ -19,17 +17,8 @@ ERROR_BOUND_MM = 3.0
 PIXEL_MM = 0.1  # the challenge's pixel size (the JPEGs carry none)
 
 
-class KneeLandmarksTest(ScriptedLoadableModuleTest):
-    def setUp(self) -> None:
-        slicer.mrmlScene.Clear()
-
-    def runTest(self) -> None:
-        self.setUp()
-        self.test_BundledModelOnRealCephalogram()
-
+class KneeLandmarksTest(LandmarkSelfTest):
     def test_BundledModelOnRealCephalogram(self) -> None:
-        if not torch_available():
-            self.skipTest("PyTorch is not installed: install it from the PyTorch Utils module")
         from LandmarkCoreLib.datasets import default_data_root, isbi_cases
         from LandmarkCoreLib.errors import InputError
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from LandmarkSlicerLib.detector_widget import DetectorWidget
+from LandmarkSlicerLib.widgets import DetectorWidget
 
 from .logic import KneeInputs, KneeLandmarksLogic
 

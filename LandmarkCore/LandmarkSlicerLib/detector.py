@@ -7,12 +7,14 @@ class, its bundled model, its image suffixes and the Lib call of :meth:`Detector
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional, Union
 
+import slicer
 from LandmarkCoreLib.errors import InputError
 from LandmarkCoreLib.landmarks import LandmarkSet
 
@@ -48,10 +50,30 @@ class DetectorInputs:
         return cls(**{field: getattr(parameterNode, name) for field, name in values.items() if name in known})
 
 
+class DetectorParameterFields:
+    """The parameter-node fields of every 2D detector module; a module's parameter node derives from it.
+
+    Node fields are Optional (typing.Optional/Union: Slicer's wrapper recognises those): an unset node
+    is written as None, which a Union without None refuses ("Unable to write value 'None'").
+    """
+
+    inputVolume: Optional[Union[slicer.vtkMRMLScalarVolumeNode, slicer.vtkMRMLVectorVolumeNode]]  # noqa: UP007, UP045
+    modelPath: Path = Path()
+    outputLandmarks: Optional[slicer.vtkMRMLMarkupsFiducialNode]  # noqa: UP045
+    batchInputFolder: Path = Path()
+    batchOutputFolder: Path = Path()
+    detectedLandmarks: Optional[slicer.vtkMRMLMarkupsFiducialNode]  # noqa: UP045
+    groundTruthLandmarks: Optional[slicer.vtkMRMLMarkupsFiducialNode]  # noqa: UP045
+    errorTable: Optional[slicer.vtkMRMLTableNode]  # noqa: UP045
+
+
 class DetectorLogic(SceneLogic):
     """Load a model (bundled or file), detect on one 2D image node, or on a folder in the background."""
 
-    CLI_MODULE = ""
+    #: The module's Lib package: its ``pipeline`` has ``MODEL_CLASS`` and ``default_model_path()``,
+    #: its ``cli`` is the background job.
+    LIB = ""
+    MODEL_CLASS = ""
     #: Model sources in GUI order; the first is the bundled model.
     MODEL_SOURCES: Sequence[str] = (BUNDLED, MODEL_FILE)
 
@@ -60,19 +82,17 @@ class DetectorLogic(SceneLogic):
         self.model = None
         self.modelPath: Path | None = None
 
-    # -- what a module supplies -------------------------------------------------------------
-    def modelClass(self) -> Any:
-        """The Lib's model class (``load(path)``); imported lazily, it needs torch."""
-        raise NotImplementedError
-
-    def bundledModelPath(self) -> Path:
-        raise NotImplementedError
-
-    def imageSuffixes(self) -> Sequence[str]:
-        raise NotImplementedError
+    def _pipeline(self) -> Any:
+        return importlib.import_module(f"{self.LIB}.pipeline")  # lazily: it needs torch
 
     def libPackages(self) -> list:
         """The imported packages the CLI child needs on its path."""
+        import LandmarkCoreLib
+
+        return [importlib.import_module(self.LIB), LandmarkCoreLib]
+
+    # -- what a module supplies -------------------------------------------------------------
+    def imageSuffixes(self) -> Sequence[str]:
         raise NotImplementedError
 
     def detectImage(self, model: Any, image: Any, inputs: DetectorInputs, notice=None) -> LandmarkSet:
@@ -90,11 +110,11 @@ class DetectorLogic(SceneLogic):
                 "model source", f"'{inputs.modelSource}' is not one of {', '.join(self.MODEL_SOURCES)}"
             )
         if inputs.modelSource == self.MODEL_SOURCES[0]:
-            path = self.bundledModelPath()
+            path = self._pipeline().default_model_path()
         else:
             path = require_path(inputs.modelPath, "model file")
         self.prepareModelFile(inputs, path)
-        self.model = self.modelClass().load(path)
+        self.model = getattr(self._pipeline(), self.MODEL_CLASS).load(path)
         self.modelPath = Path(path)
         return self.model
 
@@ -124,7 +144,7 @@ class DetectorLogic(SceneLogic):
 
         arguments = ["-m", self.modelPath, "-o", outputFolder, *images]
         return tasks.start_cli_task(
-            self.CLI_MODULE,
+            f"{self.LIB}.cli",
             "detect",
             arguments,
             self.libPackages(),

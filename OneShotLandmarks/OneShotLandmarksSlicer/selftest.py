@@ -6,10 +6,8 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-import slicer
-from LandmarkSlicerLib.gui import torch_available
+from LandmarkSlicerLib.selftest import LandmarkSelfTest
 from OneShotLandmarksLib.config import TrainingConfig
-from slicer.ScriptedLoadableModule import ScriptedLoadableModuleTest
 
 from .logic import DetectionInputs, OneShotLandmarksLogic, TrainingInputs
 from .sample_data import MOUSE_SAMPLES, registerSampleData
@@ -20,17 +18,8 @@ TINY = replace(TrainingConfig(), max_epochs=2, volumes_per_epoch=1, width=16, pa
 ERROR_BOUND_MM = 1.0
 
 
-class OneShotLandmarksTest(ScriptedLoadableModuleTest):
-    def setUp(self) -> None:
-        slicer.mrmlScene.Clear()
-
-    def runTest(self) -> None:
-        self.setUp()
-        self.test_TrainDetectEvaluate()
-
+class OneShotLandmarksTest(LandmarkSelfTest):
     def test_TrainDetectEvaluate(self) -> None:
-        if not torch_available():
-            self.skipTest("PyTorch is not installed: install it from the PyTorch Utils module")
         import SampleData
 
         registerSampleData()

@@ -5,8 +5,7 @@ from __future__ import annotations
 import slicer
 from LandmarkSlicerLib import gui
 from LandmarkSlicerLib.scene import path_is_set
-from slicer.ScriptedLoadableModule import ScriptedLoadableModuleWidget
-from slicer.util import VTKObservationMixin
+from LandmarkSlicerLib.widgets import ModuleWidget
 
 from .logic import DetectionInputs, OneShotLandmarksLogic, TrainingInputs
 
@@ -14,29 +13,13 @@ from .logic import DetectionInputs, OneShotLandmarksLogic, TrainingInputs
 LIB_PACKAGES = {"matplotlib": "matplotlib"}
 
 
-class OneShotLandmarksWidget(gui.ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
+class OneShotLandmarksWidget(ModuleWidget):
     """Thin GUI: every action builds the Logic's inputs from the parameter node."""
 
-    def __init__(self, parent=None) -> None:
-        ScriptedLoadableModuleWidget.__init__(self, parent)
-        VTKObservationMixin.__init__(self)
-        self.logic = None
+    logicClass = OneShotLandmarksLogic
 
     def setup(self) -> None:
-        ScriptedLoadableModuleWidget.setup(self)
-        uiWidget = slicer.util.loadUI(self.resourcePath("UI/OneShotLandmarks.ui"))
-        self.layout.addWidget(uiWidget)
-        self.ui = slicer.util.childWidgetVariables(uiWidget)
-        uiWidget.setMRMLScene(slicer.mrmlScene)
-        self.logic = OneShotLandmarksLogic()
-        self._monitor = gui.TaskMonitor(
-            self.ui.progressBar,
-            self.ui.statusLabel,
-            self.ui.cancelButton,
-            busy_widgets=[self.ui.trainButton, self.ui.detectButton, self.ui.batchDetectButton],
-            on_idle=self._updateGui,
-        )
-        self.observeSceneClose()
+        self.loadPanel(["trainButton", "loadModelButton", "detectButton", "batchDetectButton"])
         # Segment selectors have no parameter-node connector: keep node + segment ID in sync by hand.
         for selector in (self.ui.referenceSegmentSelector, self.ui.validationSegmentSelector):
             selector.connect("currentNodeChanged(vtkMRMLNode*)", self._segmentSelectionToParameters)

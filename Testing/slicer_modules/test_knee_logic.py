@@ -26,8 +26,9 @@ pytestmark = pytest.mark.realdata
 @pytest.fixture(scope="module")
 def random_model_path(tmp_path_factory):
     import torch
+    from KneeLandmarksLib.model_file import MODEL_KIND
     from KneeLandmarksLib.presets import CEPHALOMETRIC
-    from KneeLandmarksLib.training import MODEL_KIND, TrainConfig, build_network, network_config
+    from KneeLandmarksLib.training import TrainConfig, build_network, network_config
 
     torch.manual_seed(0)
     preset = replace(CEPHALOMETRIC, width=4, depth=2)

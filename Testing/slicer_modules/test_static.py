@@ -100,7 +100,7 @@ def widget_sources(module: str) -> str:
         *sorted((REPO_ROOT / module / f"{module}Slicer").glob("*.py")),
     ]
     if module != "OneShotLandmarks":
-        files.append(REPO_ROOT / "LandmarkCore" / "LandmarkSlicerLib" / "detector_widget.py")
+        files.append(REPO_ROOT / "LandmarkCore" / "LandmarkSlicerLib" / "widgets.py")
     return "\n".join(path.read_text() for path in files)
 
 

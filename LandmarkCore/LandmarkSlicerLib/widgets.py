@@ -1,8 +1,10 @@
-"""The Widget both 2D detector modules (KneeLandmarks, FaceLandmarks) share; each supplies its .ui
-name, its Logic, its inputs dataclass and what its own panel enables."""
+"""The Widget bases: what every module's Widget does (panel, Logic, progress/Cancel, parameter node),
+and the Widget both 2D detector modules (KneeLandmarks, FaceLandmarks) share; each module supplies its
+Logic, its inputs dataclass and what its own panel enables."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import slicer
@@ -13,20 +15,22 @@ from . import gui
 from .scene import path_is_set
 
 
-class DetectorWidget(gui.ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
-    """Detect on one image in-process (well under a second), a folder in the background, evaluate."""
+class ModuleWidget(gui.ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
+    """Loads ``Resources/UI/<module>.ui``, creates the Logic and the TaskMonitor.
 
-    #: Set by the module: Logic class, inputs dataclass, ``{import name: pip name}`` beyond torch.
+    The module's ``setup`` calls :meth:`loadPanel`, connects its buttons, then initializes the parameter node.
+    """
+
+    #: Set by the module: its Logic class.
     logicClass: Any = None
-    inputsClass: Any = None
-    libPackages: dict[str, str] = {"PIL": "pillow"}
 
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
         self.logic = None
 
-    def setup(self) -> None:
+    def loadPanel(self, busyButtons: Sequence[str]) -> None:
+        """The .ui, the Logic, progress/Cancel (``busyButtons`` are disabled while a job runs)."""
         ScriptedLoadableModuleWidget.setup(self)
         uiWidget = slicer.util.loadUI(self.resourcePath(f"UI/{self.moduleName}.ui"))
         self.layout.addWidget(uiWidget)
@@ -37,10 +41,21 @@ class DetectorWidget(gui.ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget,
             self.ui.progressBar,
             self.ui.statusLabel,
             self.ui.cancelButton,
-            busy_widgets=[self.ui.detectButton, self.ui.batchDetectButton],
+            busy_widgets=[getattr(self.ui, name) for name in busyButtons],
             on_idle=self._updateGui,
         )
         self.observeSceneClose()
+
+
+class DetectorWidget(ModuleWidget):
+    """Detect on one image in-process (well under a second), a folder in the background, evaluate."""
+
+    #: Set by the module: its inputs dataclass; ``{import name: pip name}`` its Lib needs beyond torch.
+    inputsClass: Any = None
+    libPackages: dict[str, str] = {"PIL": "pillow"}
+
+    def setup(self) -> None:
+        self.loadPanel(["detectButton", "batchDetectButton"])
         self.ui.detectButton.connect("clicked(bool)", self.onDetect)
         self.ui.batchDetectButton.connect("clicked(bool)", self.onBatchDetect)
         self.ui.evaluateButton.connect("clicked(bool)", self.onEvaluate)
