@@ -30,7 +30,7 @@ from LandmarkCoreLib.errors import InputError, ModelFileError
 from LandmarkCoreLib.images import index_to_physical
 from LandmarkCoreLib.landmarks import LandmarkSet
 from LandmarkCoreLib.modelfile import load_model_file
-from LandmarkCoreLib.networks import KneelHourglass
+from LandmarkCoreLib.networks import KneelHourglass, soft_argmax
 from LandmarkCoreLib.progress import ProgressCallback, no_progress
 from torch import nn
 
@@ -94,6 +94,10 @@ class KneeModel:
         shape = stored.config.get("shape_model")
         if shape is not None:
             shape = ShapeModel.from_config(shape, len(preset.landmark_names), f"model file '{path}'")
+        for key in ("min_heatmap_confidence", "facing_confidence"):
+            value = stored.config.get(key, 0.0)
+            if not isinstance(value, float | int) or not 0.0 <= value < 1.0:
+                raise ModelFileError(f"model file '{path}': {key} {value!r} not in [0, 1)")
         return cls(
             preset,
             stages.get("stage1"),
@@ -184,16 +188,29 @@ def run_stage(
     geometry: StageGeometry,
     mirror: bool,
     config: dict,
-) -> np.ndarray:
-    """Landmarks (K, 2) in ``scaled`` index space from one crop centred on ``centre``."""
+) -> tuple[np.ndarray, float]:
+    """Landmarks (K, 2) in ``scaled`` index space from one crop centred on ``centre``, and the network's
+    confidence (:func:`coordinates_and_confidence`)."""
     matrix = crop_transform(centre, geometry.size, mirror=mirror)
     crop = sample_crops([scaled.array], [matrix], geometry.size)
     in_channels = next(network.parameters()).shape[1]
     with torch.inference_mode():
         batch = network_input(crop, config, in_channels).contiguous(memory_format=torch.channels_last)
-        coords = network(batch)[0].double().numpy()
+        coords, confidence = coordinates_and_confidence(network, batch)
     offset = 0.0 if config.get("coordinate_convention") == "kneel" else KneelHourglass.cell_centre
-    return apply_homography(matrix, coords * np.array(geometry.size) + offset)
+    return apply_homography(matrix, coords[0].double().numpy() * np.array(geometry.size) + offset), confidence
+
+
+def coordinates_and_confidence(network: nn.Module, batch: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """The network's normalised coordinates (B, K, 2) and, for a :class:`KneelHourglass`, the mean over
+    landmarks of each heatmap's largest softmax probability (NaN for networks without heatmaps)."""
+    if not isinstance(network, KneelHourglass):
+        return network(batch), float("nan")
+    heatmaps = network.heatmaps(batch)
+    h, w = heatmaps.shape[-2:]
+    coords = soft_argmax(heatmaps) / torch.tensor([w, h], dtype=heatmaps.dtype)
+    peaks = torch.softmax(heatmaps.flatten(2), dim=2).amax(dim=2)
+    return coords, float(peaks[0].mean())
 
 
 def roi_centre(model: KneeModel, stage2: ScaledImage, mirror: bool, single_stage: bool) -> np.ndarray:
@@ -209,7 +226,7 @@ def roi_centre(model: KneeModel, stage2: ScaledImage, mirror: bool, single_stage
         return image_centre + prior * np.array([-1.0 if mirror else 1.0, 1.0]) + offset
     stage1 = stage2.rescaled(preset.stage1.spacing_mm, preset.stage2.spacing_mm)
     rows1, cols1 = stage1.array.shape
-    point = run_stage(
+    point, _ = run_stage(
         model.stage1,
         stage1,
         np.array([(cols1 - 1) / 2, (rows1 - 1) / 2]),
@@ -236,30 +253,55 @@ def refine_landmarks(model: KneeModel, scaled: ScaledImage, points: np.ndarray, 
     return scaled.to_original(refined)
 
 
+@dataclass(frozen=True)
+class Detection:
+    points: np.ndarray  # (K, 2) original-image indices
+    confidence: float  # stage 2's mean heatmap peak (coordinates_and_confidence)
+
+
 def locate_landmarks(
-    model: KneeModel,
-    scaled: list[ScaledImage],
-    options: dict,
-    progress: ProgressCallback,
-) -> np.ndarray:
-    """Landmarks (K, 2) in original-image indices: stages 1 and 2 on ``scaled[0]`` (stage 2's pixel size),
-    then stage 3 on ``scaled[1]`` when given. ``options``: ``mirror`` and ``single_stage``."""
+    model: KneeModel, scaled: list[ScaledImage], options: dict, progress: ProgressCallback
+) -> Detection:
+    """Stages 1 and 2 on ``scaled[0]`` (stage 2's pixel size), then stage 3 on ``scaled[1]`` when given.
+    ``options``: ``mirror`` and ``single_stage``."""
     stage2, mirror = scaled[0], options["mirror"]
     progress(0.1, "stage 1: locating the region of interest")
     centre = roi_centre(model, stage2, mirror, options["single_stage"])
     progress(0.5, "stage 2: locating the landmarks")
-    geometry = model.preset.stage2
-    points = stage2.to_original(run_stage(model.stage2, stage2, centre, geometry, mirror, model.config))
+    indices, confidence = run_stage(model.stage2, stage2, centre, model.preset.stage2, mirror, model.config)
+    points = stage2.to_original(indices)
     if len(scaled) > 1:
         progress(0.8, "stage 3: refining each landmark")
         points = refine_landmarks(model, scaled[1], points, mirror)
-    return points
+    return Detection(points, confidence)
 
 
 def flipped(scaled: ScaledImage) -> ScaledImage:
     """``scaled`` of the left-right mirrored original (a box resize covers the whole width, so the
     mirror of the resized array is the resize of the mirrored image)."""
     return ScaledImage(np.ascontiguousarray(scaled.array[:, ::-1]), scaled.factor, scaled.shift)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    detection: Detection
+    fit: ShapeFit
+    acceptable: bool  # a plausible shape and size, and confident enough
+    facing_right: bool  # acceptable and close enough to the training shapes not to try the mirror
+
+    def describe(self, shape: ShapeModel) -> str:
+        return f"{self.fit.describe(shape)}, heatmap confidence {self.detection.confidence:.3f}"
+
+
+def judge(model: KneeModel, detection: Detection, orientation: np.ndarray) -> Verdict:
+    """Acceptable: a plausible shape and size, and a confidence at least ``min_heatmap_confidence``.
+    Facing right: also within the shape model's facing bound and at least ``facing_confidence``."""
+    shape, config = model.shape_model, model.config
+    fit = shape.measure(detection.points * orientation)
+    confidence = detection.confidence  # NaN (no heatmaps): not judged
+    acceptable = fit.plausible and not confidence < config.get("min_heatmap_confidence", 0.0)
+    facing = fit.distance <= shape.facing_bound and not confidence < config.get("facing_confidence", 0.0)
+    return Verdict(detection, fit, acceptable, acceptable and facing)
 
 
 def plausible_landmarks(
@@ -270,38 +312,48 @@ def plausible_landmarks(
     progress: ProgressCallback,
     notice: Callable[[str], None] | None,
 ) -> np.ndarray:
-    """:func:`locate_landmarks`, checked against the model's shape model; an implausible result is
-    retried on the mirrored film (its landmarks mapped back), and refused when that is implausible too."""
-    points = locate_landmarks(model, scaled, options, progress)
-    shape = model.shape_model
-    if shape is None:
-        return points
+    """:func:`locate_landmarks`, judged against the model's shape model and confidence bound. A result
+    that does not look like a film of the training orientation is detected again on the mirrored film
+    (landmarks mapped back); the more confident of the two is kept, and refused when not acceptable."""
+    detection = locate_landmarks(model, scaled, options, progress)
+    if model.shape_model is None:
+        return detection.points
     orientation = np.array([-1.0 if options["mirror"] else 1.0, 1.0]) * np.array(spacing)
-    first = shape.measure(points * orientation)
-    if first.plausible:
-        return points
+    first = judge(model, detection, orientation)
+    if first.facing_right:
+        return detection.points
     if not options["check_facing"]:
-        raise implausible(model, first, spacing, "")
-    columns = scaled[0].array.shape[1] * scaled[0].factor[0]  # original image width in pixels
+        raise implausible(model, [first], spacing)
     mirrored = locate_landmarks(model, [flipped(s) for s in scaled], options, progress)
-    mirrored[:, 0] = columns - 1 - mirrored[:, 0]
-    second = shape.measure(mirrored * orientation)
-    if not second.plausible:
-        raise implausible(model, first, spacing, f"; on the mirrored film: {second.describe(shape)}")
-    if notice is not None:
+    second = judge(model, mirrored, orientation)  # judged as the networks saw it: facing right
+    best = max((first, second), key=lambda v: (v.acceptable, ranking(v)))
+    if not best.acceptable:
+        raise implausible(model, [first, second], spacing)
+    if best is second and notice is not None:
         notice(
-            "the film faces the other way (mirrored): detected on its mirror image and mapped back "
-            f"({first.describe(shape)} as given, {second.distance:.1f} mirrored)"
+            "the film faces the other way: detected on its mirror image and mapped back (as given: "
+            f"{first.describe(model.shape_model)}; mirrored: {second.describe(model.shape_model)})"
         )
-    return mirrored
+    if best is first:
+        return first.detection.points
+    columns = scaled[0].array.shape[1] * scaled[0].factor[0]  # original image width in pixels
+    return np.c_[columns - 1 - mirrored.points[:, 0], mirrored.points[:, 1]]
 
 
-def implausible(model: KneeModel, fit: ShapeFit, spacing: tuple[float, float], more: str) -> InputError:
+def ranking(verdict: Verdict) -> float:
+    """Higher is better: the heatmap confidence, or the negative shape distance without heatmaps."""
+    confidence = verdict.detection.confidence
+    return -verdict.fit.distance if np.isnan(confidence) else confidence
+
+
+def implausible(model: KneeModel, verdicts: list[Verdict], spacing: tuple[float, float]) -> InputError:
+    found = "; mirrored: ".join(v.describe(model.shape_model) for v in verdicts)
+    bound = model.config.get("min_heatmap_confidence", 0.0)
     return InputError(
         "image",
-        f"the detected landmarks are not a plausible {model.preset.name} configuration "
-        f"({fit.describe(model.shape_model)}{more}): not a {model.preset.name} radiograph, or the pixel "
-        f"size ({spacing[0]:g} mm) is wrong",
+        f"the detected landmarks are not a plausible {model.preset.name} configuration ({found}; "
+        f"confidence ≥ {bound:.3f} expected): not a {model.preset.name} radiograph, or the pixel size "
+        f"({spacing[0]:g} mm) is wrong",
     )
 
 
@@ -341,8 +393,8 @@ def detect_landmarks(
     ``pixel_size_mm``: the true pixel size when the image's spacing is not (a JPEG read with 1.0); it
     sets the scale the networks see, the output stays in the image's own physical space. Without it, an
     image with spacing exactly 1 is taken to have the training images' pixel size (with a notice).
-    ``refine=False`` skips the model's stage 3 (when it has one). ``check_facing=False`` refuses an
-    implausible result at once instead of retrying the mirrored film.
+    ``refine=False`` skips the model's stage 3 (when it has one). ``check_facing=False`` refuses a
+    result that does not look like a film facing the training direction instead of retrying it mirrored.
 
     Raises :class:`InputError` for an image without a radiograph in it and for landmarks that do not
     form a plausible configuration in either facing direction (models with a shape model)."""

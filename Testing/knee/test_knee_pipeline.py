@@ -40,9 +40,16 @@ def oracle_model(preset, stage3_shift: tuple[float, float] | None = None) -> Kne
     )
 
 
+def smooth_pixels(size: tuple[int, ...], components: int = 1) -> np.ndarray:
+    """A smooth pattern (the content check refuses blank images), shaped for GetImageFromArray."""
+    rows, cols = np.mgrid[0 : size[1], 0 : size[0]]
+    grey = (100 + 50 * np.sin(cols / 7.0) * np.cos(rows / 5.0)).astype(np.uint8)
+    grey = grey.reshape((1,) * (len(size) - 2) + grey.shape)
+    return np.repeat(grey[..., None], components, -1) if components > 1 else grey
+
+
 def image_with_geometry(size=(80, 60), spacing=(0.5, 0.5), origin=(10.0, 20.0), components=1) -> sitk.Image:
-    pixel = sitk.sitkUInt8 if components == 1 else sitk.sitkVectorUInt8
-    image = sitk.Image(size, pixel, components)
+    image = sitk.GetImageFromArray(smooth_pixels(size, components), isVector=components > 1)
     image.SetSpacing(spacing)
     image.SetOrigin(origin)
     return image
@@ -92,7 +99,7 @@ def test_rgb_is_converted_with_a_notice(tiny_preset):
 
 def test_single_slice_volume_is_accepted_many_slices_refused(tiny_preset):
     model = oracle_model(tiny_preset)
-    one = sitk.Image([80, 60, 1], sitk.sitkUInt8)
+    one = sitk.GetImageFromArray(smooth_pixels((80, 60, 1)))
     assert len(detect_landmarks(model, one)) == 2
     with pytest.raises(InputError, match="12 slices"):
         detect_landmarks(model, sitk.Image([80, 60, 12], sitk.sitkUInt8))
