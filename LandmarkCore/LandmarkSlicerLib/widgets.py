@@ -45,6 +45,16 @@ class ModuleWidget(gui.ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, V
             on_idle=self._updateGui,
         )
         self.observeSceneClose()
+        self.ui.evaluateButton.connect("clicked(bool)", self.onEvaluate)
+
+    def onEvaluate(self) -> None:
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay("Evaluation failed.", waitCursor=True):
+            table, mean = self.logic.evaluate(p.detectedLandmarks, p.groundTruthLandmarks, p.errorTable)
+            p.errorTable = table
+            self.ui.evaluationResultLabel.text = (
+                f"Mean radial error {mean:.3g} mm (table '{table.GetName()}')."
+            )
 
 
 class DetectorWidget(ModuleWidget):
@@ -58,7 +68,6 @@ class DetectorWidget(ModuleWidget):
         self.loadPanel(["detectButton", "batchDetectButton"])
         self.ui.detectButton.connect("clicked(bool)", self.onDetect)
         self.ui.batchDetectButton.connect("clicked(bool)", self.onBatchDetect)
-        self.ui.evaluateButton.connect("clicked(bool)", self.onEvaluate)
         self.initializeParameterNode()
 
     def canDetect(self, parameterNode) -> bool:
@@ -110,12 +119,3 @@ class DetectorWidget(ModuleWidget):
             self._loadModel(inputs)  # the file the background job reads; a foreign file fails here
             task = self.logic.startBatchDetection(inputs)
             self._monitor.run(task, "Batch detection...", self._monitor.status)
-
-    def onEvaluate(self) -> None:
-        p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay("Evaluation failed.", waitCursor=True):
-            table, mean = self.logic.evaluate(p.detectedLandmarks, p.groundTruthLandmarks, p.errorTable)
-            p.errorTable = table
-            self.ui.evaluationResultLabel.text = (
-                f"Mean radial error {mean:.2f} mm (table '{table.GetName()}')."
-            )

@@ -31,7 +31,6 @@ class OneShotLandmarksWidget(ModuleWidget):
         self.ui.loadModelButton.connect("clicked(bool)", self.onLoadModel)
         self.ui.detectButton.connect("clicked(bool)", self.onDetect)
         self.ui.batchDetectButton.connect("clicked(bool)", self.onBatchDetect)
-        self.ui.evaluateButton.connect("clicked(bool)", self.onEvaluate)
         self.initializeParameterNode()
 
     # -- parameter node -----------------------------------------------------------------------
@@ -142,12 +141,3 @@ class OneShotLandmarksWidget(ModuleWidget):
         with slicer.util.tryWithErrorDisplay("Batch detection cannot start.", waitCursor=True):
             task = self.logic.startBatchDetection(DetectionInputs.fromParameterNode(p), p.modelPath)
             self._monitor.run(task, f"Batch detection... {self._deviceNotice()}", self._monitor.status)
-
-    def onEvaluate(self) -> None:
-        p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay("Evaluation failed.", waitCursor=True):
-            table, mean = self.logic.evaluate(p.detectedLandmarks, p.groundTruthLandmarks, p.errorTable)
-            p.errorTable = table
-            self.ui.evaluationResultLabel.text = (
-                f"Mean radial error {mean:.3f} mm (table '{table.GetName()}')."
-            )

@@ -166,3 +166,43 @@ def test_an_older_slicer_gets_a_message_not_a_traceback(version, monkeypatch):
         expected = f"Slicer {'.'.join(map(str, version))} is too old"
         assert parent.helpText.startswith(expected) and "5.10 or later" in parent.helpText
         assert not hasattr(loaded, f"{module}Widget")
+
+
+class FakeWidget:
+    """A .ui widget: the properties the Widgets set, and the signals they connect."""
+
+    def __init__(self) -> None:
+        self.enabled, self.text, self.toolTip = True, "", ""
+
+    def connect(self, signal, slot) -> None:
+        pass
+
+    def blockSignals(self, block) -> bool:
+        return False
+
+    def setCurrentNode(self, node) -> None:
+        pass
+
+    def setCurrentSegmentID(self, segment) -> None:
+        pass
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_the_buttons_follow_the_parameter_node(module, scene):
+    """The Widget's _updateGui on the real parameter node: Detect only once an input is there."""
+    import xml.etree.ElementTree as ET
+
+    loaded, _ = _load_module_file(module)
+    widget = getattr(loaded, f"{module}Widget")(slicer.qMRMLWidget())
+    ui_file = REPO_ROOT / module / "Resources" / "UI" / f"{module}.ui"
+    names = {w.get("name") for w in ET.parse(ui_file).getroot().iter("widget")}
+    widget.ui = types.SimpleNamespace(**{name: FakeWidget() for name in names})
+    widget.logic = widget.logicClass(scene)
+    widget._parameterNode = widget.logic.getParameterNode()
+    widget._updateGui()
+    assert widget.ui.detectButton.enabled is False and widget.ui.evaluateButton.enabled is False
+    volume_field = "targetVolume" if module == "OneShotLandmarks" else "inputVolume"
+    setattr(widget._parameterNode, volume_field, scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode"))
+    widget.logic.model = object()  # OneShot detects with a trained or loaded model
+    widget._updateGui()
+    assert widget.ui.detectButton.enabled is True
