@@ -200,34 +200,33 @@ def test_icon_is_a_128_pixel_png(module):
         assert icon.format == "PNG" and icon.size == (128, 128)
 
 
-@pytest.mark.parametrize("module", MODULES)
-def test_module_loads_without_torch(module):
-    """Slicer loads the module at startup, before the PyTorch extension may have installed torch."""
+def _run_python(code: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_modules_load_without_torch():
+    """Slicer loads the modules at startup, before the PyTorch extension may have installed torch."""
+    checks = "; ".join(f"import {m}; assert {m}.{m}Logic and {m}.{m}Widget and {m}.{m}Test" for m in MODULES)
     code = (
         "import sys; sys.path.insert(0, 'Testing/slicer_modules'); import slicer_environment; "
-        f"slicer_environment.install(); import {module} as m; "
-        f"assert m.{module}Logic and m.{module}Widget and m.{module}Test; "
-        "print('torch' in sys.modules)"
+        f"slicer_environment.install(); {checks}; print('torch' in sys.modules)"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "False", "torch was imported when the module was loaded"
+    assert _run_python(code) == "False", "torch was imported when the modules were loaded"
 
 
-@pytest.mark.parametrize("module", MODULES)
-def test_logic_runs_on_plain_mrml_without_qt(module):
+def test_logics_run_on_plain_mrml_without_qt():
     """A web front end or a script uses the Logic on slicer-core's MRML alone: no qt, ctk or torch."""
+    checks = "; ".join(
+        f"sys.path.insert(0, '{m}'); from {m}Slicer.logic import {m}Logic; "
+        f"logic = {m}Logic(slicer.vtkMRMLScene()); node = logic.parameterNodeMRML(); "
+        "assert node.GetScene() is logic.scene and node.GetAttribute('ModuleName') == logic.moduleName"
+        for m in MODULES
+    )
     code = (
-        f"import sys; sys.path.insert(0, '{module}'); import slicer; "
-        f"from {module}Slicer.logic import {module}Logic; "
-        f"logic = {module}Logic(slicer.vtkMRMLScene()); node = logic.parameterNodeMRML(); "
-        "assert node.GetScene() is logic.scene and node.GetAttribute('ModuleName') == logic.moduleName; "
-        "print(sorted(m for m in ('qt', 'ctk', 'torch') if m in sys.modules))"
+        f"import sys, slicer; {checks}; print(sorted(m for m in ('qt', 'ctk', 'torch') if m in sys.modules))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
+    assert _run_python(code) == "[]"
