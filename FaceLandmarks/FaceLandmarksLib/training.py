@@ -18,9 +18,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F  # noqa: N812
 from LandmarkCoreLib.errors import InputError, ModelFileError
-from LandmarkCoreLib.modelfile import ModelFile, save_model_file
+from LandmarkCoreLib.modelfile import ModelFile, ModelKind, register_kind, save_model_file
 from LandmarkCoreLib.progress import CancelToken, ProgressCallback, no_progress
-from LandmarkCoreLib.settings import setting
+from LandmarkCoreLib.settings import setting, settings_from_dict
 from LandmarkCoreLib.training_loop import LoopSettings, TrainingTask, UnitReport, run_training
 
 from .data import BOX_MARGIN, CACHE_CONTEXT, CachedSplit, augment_batch
@@ -28,11 +28,6 @@ from .decoder import gaussian_heatmaps
 from .losses import classifier_distillation_loss, coordinate_loss, encoder_distillation_loss, heatmap_loss
 from .methods import METHODS, build_network, freeze, get_method, init_from_source
 from .resnet import FaceClassifier
-
-SOURCE_KIND = "face-source"
-MODEL_KIND = "face-model"
-CHECKPOINT_KIND = "face-checkpoint"
-
 
 SEED_RANGE = {"minimum": 0, "maximum": 2**31 - 1}
 
@@ -364,3 +359,73 @@ def train_target(
     )
     save_model_file(output, model)
     return model
+
+
+# --------------------------------------------------------------------------- model files
+@dataclass
+class ArchitectureSettings:
+    """A target network as a face-model file describes it (``build_network``)."""
+
+    type: str = setting("resnet-simplebaselines", choices=("resnet-simplebaselines", "hourglass"), help="")
+    n_points: int = setting(68, minimum=1, maximum=1000, help="landmarks")
+    depth: int = setting(18, minimum=1, maximum=50, help="ResNet depth or hourglass pooling levels")
+    width: int = setting(32, minimum=1, maximum=256, help="channels of the first stage")
+    decoder_channels: int | None = setting(None, minimum=1, maximum=1024, help="SimpleBaselines decoder")
+
+
+@dataclass
+class SourceArchitectureSettings:
+    depth: int = setting(18, choices=(18, 34, 50), help="ResNet depth")
+    width: int = setting(32, minimum=8, maximum=256, help="channels of the first stage")
+    n_classes: int = setting(2, minimum=1, maximum=10**6, help="identities")
+
+
+@dataclass
+class CropSettings:
+    input_size: int = setting(96, minimum=32, maximum=512, help="face crop side (pixels)")
+    box_margin: float = setting(BOX_MARGIN, minimum=0.0, maximum=2.0, help="margin around the face box")
+
+
+def check_target_config(model: ModelFile) -> None:
+    """Range-check every value of a face-model's network, crop and training settings."""
+    config = model.config
+    arch = settings_from_dict(ArchitectureSettings, config["architecture"], "architecture")
+    if arch.type == "hourglass" and arch.depth > 8:
+        raise InputError("architecture 'depth'", f"an hourglass has at most 8 levels, got {arch.depth}")
+    _check_crop(config)
+    if "training" in config:
+        settings_from_dict(TargetConfig, config["training"], "training")
+    if config.get("source") is not None:
+        settings_from_dict(SourceConfig, config["source"], "source training")
+
+
+def check_source_config(model: ModelFile) -> None:
+    """Range-check every value of a face-source file's network, crop and training settings."""
+    config = model.config
+    settings_from_dict(SourceArchitectureSettings, config["architecture"], "architecture")
+    _check_crop(config)
+    if "training" in config:  # an imported network has none
+        settings_from_dict(SourceConfig, config["training"], "training")
+
+
+def _check_crop(config: dict[str, Any]) -> None:
+    crop = {"input_size": config["input_size"]}
+    if "box_margin" in config:
+        crop["box_margin"] = config["box_margin"]
+    settings_from_dict(CropSettings, crop, "crop")
+
+
+def describe_target(model: ModelFile) -> str:
+    arch = model.config["architecture"]
+    method = model.config["training"]["method"]
+    return f"{arch['n_points']} landmarks, {method} ({arch['type']}), {model.config['input_size']} px crops"
+
+
+def describe_source(model: ModelFile) -> str:
+    arch = model.config["architecture"]
+    return f"face-recognition ResNet-{arch['depth']} source network, {arch['n_classes']} identities"
+
+
+SOURCE_KIND = register_kind(ModelKind("face-source", "FaceLandmarks", check_source_config, describe_source))
+MODEL_KIND = register_kind(ModelKind("face-model", "FaceLandmarks", check_target_config, describe_target))
+CHECKPOINT_KIND = register_kind(ModelKind("face-checkpoint", "FaceLandmarks"))

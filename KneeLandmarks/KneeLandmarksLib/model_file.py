@@ -5,16 +5,69 @@ stages (a stage starts from, and its file carries, the networks of the stages be
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from LandmarkCoreLib.errors import ModelFileError
-from LandmarkCoreLib.modelfile import ModelFile, load_model_file
+from LandmarkCoreLib.modelfile import ModelFile, ModelKind, load_model_file, register_kind
+from LandmarkCoreLib.networks import HourglassSettings
+from LandmarkCoreLib.settings import setting, settings_from_dict
 from torch import nn
 
 from .presets import Preset
 
-MODEL_KIND = "knee-model"
-CHECKPOINT_KIND = "knee-checkpoint"
+
+@dataclass
+class GeometrySettings:
+    """A stage's network input (:class:`~.presets.StageGeometry`) as a model file carries it."""
+
+    spacing_mm: float = setting(1.0, minimum=0.01, maximum=20.0, help="pixel size (mm)")
+    size: list[int] = setting([256, 256], minimum=8, maximum=2048, help="(width, height) in pixels")
+
+
+@dataclass
+class PresetSettings:
+    """The other values of a preset (:class:`~.presets.Preset`) as a model file carries them."""
+
+    name: str = setting("knee", help="preset name")
+    landmark_names: list[str] = setting(["landmark"], help="landmark names")
+    roi_offset_mm: list[float] = setting([0.0, 0.0], minimum=-1000.0, maximum=1000.0, help="ROI offset")
+    mirror_side: str | None = setting(None, choices=("L", "R"), help="side that is mirrored")
+    width: int = setting(24, minimum=1, maximum=256, help="network width")
+    depth: int = setting(6, minimum=1, maximum=8, help="hourglass depth")
+    stage3_depth: int = setting(3, minimum=1, maximum=8, help="stage-3 hourglass depth")
+
+
+@dataclass
+class PriorSettings:
+    """What a knee model learnt from its training images besides the networks."""
+
+    roi_prior_mm: list[float] | None = setting(None, minimum=-1000.0, maximum=1000.0, help="ROI centre")
+    nominal_pixel_size_mm: float | None = setting(None, minimum=0.001, maximum=10.0, help="pixel size")
+
+
+def check_model_config(model: ModelFile) -> None:
+    """Range-check every value of a knee model's preset, networks and priors (InputError names it)."""
+    config = model.config
+    preset = dict(config["preset"])
+    for stage in ("stage1", "stage2", "stage3"):
+        geometry = preset.pop(stage, None)
+        if geometry is not None or stage != "stage3":
+            settings_from_dict(GeometrySettings, geometry, f"preset {stage}")
+    settings_from_dict(PresetSettings, preset, "preset")
+    for name, network in config["networks"].items():
+        settings_from_dict(HourglassSettings, network, f"{name} network")
+    priors = {k: config[k] for k in ("roi_prior_mm", "nominal_pixel_size_mm") if k in config}
+    settings_from_dict(PriorSettings, priors, "model")
+
+
+def describe_model(model: ModelFile) -> str:
+    preset, stages = model.config["preset"], sorted(model.tensors)
+    return f"{preset['name']} preset, {len(preset['landmark_names'])} landmarks, {', '.join(stages)}"
+
+
+MODEL_KIND = register_kind(ModelKind("knee-model", "KneeLandmarks", check_model_config, describe_model))
+CHECKPOINT_KIND = register_kind(ModelKind("knee-checkpoint", "KneeLandmarks"))
 
 
 def initialise_from(model: nn.Module, init_model: Path, stage: int = 2) -> None:

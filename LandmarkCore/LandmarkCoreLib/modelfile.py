@@ -8,8 +8,15 @@ running pickled code::
      "checksum": sha256 of the canonical encoding of everything above}
 
 ``kind`` says which module (and whether a model or a resumable checkpoint) wrote it, so a knee model
-given to the one-shot module is refused with a clear message; the checksum catches truncation and
-tampering. Writes are atomic.
+given to the one-shot module is refused with a clear message. The checksum detects corruption
+(truncation, flipped bytes), not tampering: anyone can write a file with a valid checksum. Writes are
+atomic.
+
+The one model-file API of the three modules: each module declares its kinds with :func:`register_kind`
+(the module that owns it, a range check of every config value it carries, a one-line description);
+:func:`load_model_file` refuses another kind and runs the range check on every load, so that a crafted
+file cannot make detection allocate or loop without bound; :func:`describe_model_file` says what any
+model file is.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +33,7 @@ import numpy as np
 import torch
 
 from .atomic import atomic_path
-from .errors import ModelFileError
+from .errors import InputError, ModelFileError
 
 FORMAT = "slicer-landmark-detection-model"
 FORMAT_VERSION = 1
@@ -38,6 +46,26 @@ class ModelFile:
     kind: str
     config: dict[str, Any]
     tensors: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelKind:
+    """What a module declares about one kind of model file it writes."""
+
+    name: str  # e.g. 'knee-model'
+    module: str  # the module that reads it, e.g. 'KneeLandmarks'
+    #: raises InputError naming the first config value out of its range (or KeyError/TypeError when absent)
+    check: Callable[[ModelFile], None] | None = None
+    describe: Callable[[ModelFile], str] | None = None  # one line: what the model detects
+
+
+_KINDS: dict[str, ModelKind] = {}
+
+
+def register_kind(kind: ModelKind) -> str:
+    """Declare ``kind`` (done once, where the module defines it); returns its name."""
+    _KINDS[kind.name] = kind
+    return kind.name
 
 
 def _canonical_update(digest: hashlib._Hash, node: Any) -> None:
@@ -120,4 +148,28 @@ def load_model_file(path: str | os.PathLike, expected_kind: str | tuple[str, ...
             f"model file '{path}': it is a '{kind}' file, but a {' or '.join(repr(k) for k in allowed)} "
             "file is needed here (was it made by another module?)"
         )
-    return ModelFile(kind=kind, config=payload["config"], tensors=payload["tensors"])
+    model = ModelFile(kind=kind, config=payload["config"], tensors=payload["tensors"])
+    _check_ranges(model, path)
+    return model
+
+
+def _check_ranges(model: ModelFile, path: Path) -> None:
+    declared = _KINDS.get(model.kind)
+    if declared is None or declared.check is None:
+        return
+    try:
+        declared.check(model)
+    except InputError as exc:
+        raise ModelFileError(f"model file '{path}': {exc}") from None
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ModelFileError(f"model file '{path}': incomplete {model.kind} configuration ({exc})") from None
+
+
+def describe_model_file(path: str | os.PathLike) -> str:
+    """One line saying what the model file at ``path`` is: its kind, the module it is for, what it detects."""
+    model = load_model_file(path)
+    declared = _KINDS.get(model.kind)
+    if declared is None:
+        return f"'{model.kind}' file (of a module that is not loaded)"
+    text = f"{declared.module} '{model.kind}' file"
+    return f"{text}: {declared.describe(model)}" if declared.describe is not None else text

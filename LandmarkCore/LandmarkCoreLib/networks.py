@@ -15,12 +15,29 @@ upsample='nearest'|'bilinear')`` (the paper says nearest; the authors' code and 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
+from .settings import setting
+
 BLOCKS = ("hmp", "bottleneck")
 UPSAMPLING = ("nearest", "bilinear")
+
+
+@dataclass
+class HourglassSettings:
+    """The arguments of :class:`KneelHourglass` with their allowed ranges (checked on model-file load)."""
+
+    n_landmarks: int = setting(1, minimum=1, maximum=1000, help="output heatmaps")
+    width: int = setting(24, minimum=1, maximum=256, help="N of the paper (channels N -> 8N)")
+    depth: int = setting(6, minimum=1, maximum=8, help="pooling levels of the hourglass")
+    block: str = setting("hmp", choices=BLOCKS, help="residual block")
+    in_channels: int = setting(1, minimum=1, maximum=4, help="image channels")
+    dropout: float = setting(0.25, minimum=0.0, maximum=1.0, help="dropout before the output")
+    upsample: str = setting("nearest", choices=UPSAMPLING, help="upsampling of the lower branch")
 
 
 def conv_bn(n_in: int, n_out: int, relu: bool) -> nn.Sequential:

@@ -1,13 +1,23 @@
-"""Model files (weights_only, checksum, kind) and atomic writes."""
+"""Model files (weights_only, checksum, kind, range check on load, description) and atomic writes."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import torch
 from LandmarkCoreLib.atomic import atomic_path, write_bytes_atomic, write_text_atomic
-from LandmarkCoreLib.errors import ModelFileError
-from LandmarkCoreLib.modelfile import ModelFile, load_model_file, save_model_file
+from LandmarkCoreLib.errors import InputError, ModelFileError
+from LandmarkCoreLib.modelfile import (
+    ModelFile,
+    ModelKind,
+    describe_model_file,
+    load_model_file,
+    register_kind,
+    save_model_file,
+)
+from LandmarkCoreLib.settings import setting, settings_from_dict
 
 
 def _model() -> ModelFile:
@@ -118,3 +128,52 @@ def test_failed_atomic_write_keeps_old_file_and_leaves_no_temporary(tmp_path):
         raise RuntimeError("crash mid-write")
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["table.nii.gz"]
+
+
+@dataclass
+class _Iterations:
+    iterations: int = setting(10, minimum=1, maximum=1000, help="iterations")
+
+
+def _check_iterations(model: ModelFile) -> None:
+    settings_from_dict(_Iterations, model.config["detection"], "detection")
+
+
+TEST_KIND = register_kind(
+    ModelKind(
+        "test-model",
+        "TestModule",
+        _check_iterations,
+        lambda m: f"{m.config['detection']['iterations']} steps",
+    )
+)
+
+
+def test_every_load_range_checks_the_config_naming_file_and_value(tmp_path):
+    save_model_file(tmp_path / "ok.pt", ModelFile(TEST_KIND, {"detection": {"iterations": 1000}}))
+    assert load_model_file(tmp_path / "ok.pt", TEST_KIND).config["detection"]["iterations"] == 1000
+    assert describe_model_file(tmp_path / "ok.pt") == "TestModule 'test-model' file: 1000 steps"
+    crafted = [
+        ({"iterations": 10**12}, r"'iterations': must be in \[1, 1000\], got 1000000000000"),
+        ({"iterations": float("nan")}, "'iterations': must be an integer, got nan"),
+        ({"loops": 3}, "unknown settings loops"),
+    ]
+    for values, message in crafted:
+        save_model_file(tmp_path / "bad.pt", ModelFile(TEST_KIND, {"detection": values}))  # valid checksum
+        with pytest.raises(ModelFileError, match=r"bad\.pt'?: detection" + ".*" + message):
+            load_model_file(tmp_path / "bad.pt", TEST_KIND)
+    save_model_file(tmp_path / "empty.pt", ModelFile(TEST_KIND, {}))
+    with pytest.raises(ModelFileError, match="incomplete test-model configuration"):
+        load_model_file(tmp_path / "empty.pt")
+
+
+def test_range_check_errors_are_model_file_errors_not_input_errors(tmp_path):
+    save_model_file(tmp_path / "bad.pt", ModelFile(TEST_KIND, {"detection": {"iterations": 0}}))
+    with pytest.raises(ModelFileError) as excinfo:
+        load_model_file(tmp_path / "bad.pt")
+    assert not isinstance(excinfo.value, InputError)
+
+
+def test_an_undeclared_kind_is_described_as_such(tmp_path):
+    save_model_file(tmp_path / "x.pt", ModelFile("unknown-model", {}))
+    assert describe_model_file(tmp_path / "x.pt") == "'unknown-model' file (of a module that is not loaded)"
