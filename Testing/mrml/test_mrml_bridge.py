@@ -195,3 +195,26 @@ def test_seg_nrrd_written_by_slicer_is_read_by_read_mask(scene, tmp_path):
     assert storage.WriteData(segmentation)
     mask = read_mask(tmp_path / "s.seg.nrrd", "bone", reference=image)
     np.testing.assert_array_equal(sitk.GetArrayFromImage(mask), block)
+
+
+def test_2d_landmarks_land_on_the_slice_plane_of_an_oblique_transformed_image(scene):
+    """Pixel (i, j) found on the 2D view of a single-slice volume maps back to that voxel's world point."""
+    image = sitk.JoinSeries(sitk.Image([30, 20], sitk.sitkUInt8))
+    image.SetDirection(sitk.VersorTransform((0.2, -0.4, 0.9), 0.7).GetMatrix())
+    image.SetOrigin((4.0, -7.5, 12.25))
+    image.SetSpacing((0.3, 0.5, 2.0))
+    node = mrml_bridge.image_to_volume_node(image, scene, "tilted slice", create_display=False)
+    transform = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "shift")
+    matrix = vtk.vtkMatrix4x4()
+    matrix.SetElement(0, 3, 5.0)
+    matrix.SetElement(2, 3, -3.0)
+    transform.SetMatrixTransformToParent(matrix)
+    node.SetAndObserveTransformNodeID(transform.GetID())
+    plane = mrml_bridge.volume_node_to_image(node, dimension=2)
+    pixels = [(0, 0), (29, 0), (7, 13), (29, 19)]
+    found = LandmarkSet(
+        ["a", "b", "c", "d"], np.array([plane.TransformIndexToPhysicalPoint(p) for p in pixels])
+    )
+    world = mrml_bridge.planar_landmarks_to_world(found, node)
+    expected = np.array([_ras_of_ijk(node, (i, j, 0)) for i, j in pixels]) + [5.0, 0.0, -3.0]
+    np.testing.assert_allclose(world.points * [-1, -1, 1], expected, atol=1e-9)
