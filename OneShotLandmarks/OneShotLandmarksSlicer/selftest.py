@@ -19,14 +19,16 @@ ERROR_BOUND_MM = 1.0
 
 
 class OneShotLandmarksTest(LandmarkSelfTest):
-    def test_TrainDetectEvaluate(self) -> None:
+    def sampleSkulls(self) -> list:
+        """(volume node, landmarks node) of the reference, validation and target mouse skulls."""
         import SampleData
 
         registerSampleData()
         self.delayDisplay("Loading the mouse skull sample data")
-        (reference, referenceLandmarks), (validation, _), (target, targetTruth) = (
-            SampleData.SampleDataLogic().downloadSamples(sample[0]) for sample in MOUSE_SAMPLES
-        )
+        return [SampleData.SampleDataLogic().downloadSamples(sample[0]) for sample in MOUSE_SAMPLES]
+
+    def test_TrainDetectEvaluate(self) -> None:
+        (reference, referenceLandmarks), (validation, _), (target, targetTruth) = self.sampleSkulls()
         logic = OneShotLandmarksLogic()
         referenceSoi, referenceSegment = logic.createThresholdSoi(reference)
         validationSoi, validationSegment = logic.createThresholdSoi(validation)

@@ -1,6 +1,7 @@
 """The modules' own self-tests (what Slicer runs with --testing) on real data, through Slicer's
-ScriptedLoadableModuleTest. The photograph comes from ../shared/data instead of the Sample Data
-download (no internet here); the OneShot self-test's training path is test_oneshot_logic.py's."""
+ScriptedLoadableModuleTest. The images come from ../shared/data instead of the Sample Data downloads
+(no internet here): the same photograph in another JPEG encoding. The OneShot self-test (tiny training,
+about a minute) is not repeated here: test_oneshot_logic.py runs the same training and detection."""
 
 from __future__ import annotations
 
