@@ -22,12 +22,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 from LandmarkCoreLib.datasets import FaceSample, youtube_faces_samples
+from LandmarkCoreLib.errors import InputError
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
 N_POINTS = 68
 BOX_MARGIN = 0.10
 CACHE_CONTEXT = 1.5
+#: Training jitter of the crop = what the localiser really leaves: the 95th percentile of its calibrated
+#: boxes' shift (crop-side fractions, x and y) and scale error against the true landmark box, measured
+#: on the 'fit' identities (``benchmarks/face_benchmark.py --calibrate``: OpenCV Haar x 0.167, y 0.070,
+#: scale 0.83-1.13; dlib HOG x 0.170, y 0.090, scale 0.82-1.17).
+LOCALISER_JITTER = {"shift": (0.17, 0.09), "scale": 0.17}
 #: iBUG/300-W 68-point mirror permutation: index i of a flipped face is point FLIP_PERMUTATION[i].
 FLIP_PERMUTATION = np.array(
     list(range(16, -1, -1))  # jaw
@@ -68,6 +74,11 @@ def resample_square(rgb: np.ndarray, square: tuple[float, float, float], size: i
     """
     cx, cy, side = square
     step = side / size
+    # only the part of the image under the square (plus the blur's reach) is filtered and sampled
+    reach = side / 2.0 + 4.0 * max(step, 1.0)
+    left, top = max(0, int(cx - reach)), max(0, int(cy - reach))
+    rgb = rgb[top : max(top + 1, int(cy + reach) + 2), left : max(left + 1, int(cx + reach) + 2)]
+    cx, cy = cx - left, cy - top
     if step > 1.0:
         rgb = gaussian_filter(rgb, sigma=(0.45 * step, 0.45 * step, 0))
     offsets = (np.arange(size) + 0.5) * step - side / 2.0
@@ -100,7 +111,8 @@ def load_rgb(path: Path) -> np.ndarray:
 @dataclass
 class CachedSplit:
     """Pre-cropped images (uint8, N x 3 x S x S, S = CACHE_CONTEXT * input size) with their points in
-    cache-pixel coordinates, identities as class indices, and the file names."""
+    cache-pixel coordinates, identities as class indices (-1: a person outside ``classes``), and the
+    file names."""
 
     images: torch.Tensor
     points: torch.Tensor  # (N, 68, 2) float32
@@ -123,8 +135,35 @@ def build_cache(samples: list[FaceSample], input_size: int, classes: list[str]) 
         crop = resample_square(load_rgb(sample.image), square, size)
         images[i] = torch.from_numpy(np.clip(crop * 255.0 + 0.5, 0, 255).astype(np.uint8).transpose(2, 0, 1))
         points[i] = torch.from_numpy(to_crop_coordinates(sample.points, square, size)).float()
-    identities = torch.tensor([class_index[s.identity] for s in samples], dtype=torch.int64)
+    identities = torch.tensor([class_index.get(s.identity, -1) for s in samples], dtype=torch.int64)
     return CachedSplit(images, points, identities, [s.image.name for s in samples], classes)
+
+
+#: Identity-disjoint validation: this many of the training split's people are held out of every
+#: training run (landmarks and identity labels) and used for every model choice; the shared test
+#: split holds the same people as the training split ("seen identities").
+VALIDATION_IDENTITIES = 40
+
+
+def split_identities(
+    samples: list[FaceSample], n_validation: int = VALIDATION_IDENTITIES, seed: int = 0
+) -> tuple[list[FaceSample], list[FaceSample]]:
+    """(fit, validation) samples of the training split: ``n_validation`` people drawn with ``seed``
+    go to validation with all their frames, nobody is in both."""
+    people = sorted({s.identity for s in samples})
+    order = np.random.default_rng(seed).permutation(len(people))
+    held_out = {people[i] for i in order[:n_validation]}
+    return [s for s in samples if s.identity not in held_out], [s for s in samples if s.identity in held_out]
+
+
+def protocol_samples(subset: str, data_root: str | os.PathLike | None = None) -> list[FaceSample]:
+    """'fit' / 'validation' (identity-disjoint parts of the training split) or 'test' (seen people)."""
+    if subset == "test":
+        return youtube_faces_samples("test", data_root)
+    if subset not in ("fit", "validation"):
+        raise InputError("YouTube-Faces subset", f"'{subset}' is not 'fit', 'validation' or 'test'")
+    fit, validation = split_identities(youtube_faces_samples("train", data_root))
+    return fit if subset == "fit" else validation
 
 
 def load_cached_split(
@@ -133,11 +172,17 @@ def load_cached_split(
     data_root: str | os.PathLike | None = None,
     cache_dir: str | os.PathLike | None = None,
 ) -> CachedSplit:
-    """The cached split of YouTube-Faces (shared reader), built on first use under ``cache_dir``
-    (default: $FACE_LANDMARKS_CACHE or /tmp/face_landmarks_cache; never inside the repository).
-    Identity classes are those of the training split."""
-    samples = youtube_faces_samples(split, data_root)
-    classes = sorted({s.identity for s in youtube_faces_samples("train", data_root)})
+    """The cached split of YouTube-Faces: 'train' or 'test' (shared reader), or 'fit' / 'validation'
+    (see :func:`protocol_samples`), built on first use under ``cache_dir`` (default:
+    $FACE_LANDMARKS_CACHE or /tmp/face_landmarks_cache; never inside the repository).
+    Identity classes are those of the split the source network learns from ('fit' for the protocol
+    subsets, else 'train')."""
+    protocol = split in ("fit", "validation")
+    samples = protocol_samples(split, data_root) if protocol else youtube_faces_samples(split, data_root)
+    class_source = (
+        protocol_samples("fit", data_root) if protocol else youtube_faces_samples("train", data_root)
+    )
+    classes = sorted({s.identity for s in class_source})
     cache_dir = Path(cache_dir or os.environ.get("FACE_LANDMARKS_CACHE", "/tmp/face_landmarks_cache"))
     path = cache_dir / f"{split}_{input_size}_{len(samples)}.pt"
     if path.is_file():
@@ -168,10 +213,12 @@ def augment_batch(
     generator: torch.Generator,
     augment: bool = True,
     max_rotation_deg: float = 15.0,
-    scale_range: float = 0.1,
-    max_shift: float = 0.05,
+    scale_range: float = LOCALISER_JITTER["scale"],
+    max_shift: tuple[float, float] = LOCALISER_JITTER["shift"],
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Cut network inputs from cached crops with a random similarity transform and flip.
+
+    Scale (1 +- ``scale_range``) and shift (+- ``max_shift`` of the crop side in x, y) are uniform.
 
     Returns normalised images (B, 3, input_size, input_size) and points in input pixels (B, 68, 2).
     Without ``augment`` the central crop is taken (the evaluation geometry).
@@ -181,7 +228,10 @@ def augment_batch(
     if augment:
         angle = (torch.rand(batch, generator=generator) * 2 - 1) * math.radians(max_rotation_deg)
         scale = 1.0 + (torch.rand(batch, generator=generator) * 2 - 1) * scale_range
-        shift = (torch.rand(batch, 2, generator=generator) * 2 - 1) * max_shift
+        # crop-side fractions -> cache normalised units (the crop spans 2 / CACHE_CONTEXT of them)
+        shift = (
+            (torch.rand(batch, 2, generator=generator) * 2 - 1) * torch.tensor(max_shift) * 2 / CACHE_CONTEXT
+        )
         flip = torch.rand(batch, generator=generator) < 0.5
     else:
         angle, scale = torch.zeros(batch), torch.ones(batch)
