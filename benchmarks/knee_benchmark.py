@@ -6,6 +6,10 @@ against the senior one (inter-observer variability) and the published random-for
 ablation rows (benchmarks/knee_ablation.py) are appended when their results exist. Speed: wall time of
 ``detect_landmarks`` on an already loaded image (no file I/O), torch threads as set.
 
+Plausibility (issue 17): the shape model's 5-fold cross-validation on 001-150 beside its distances on
+Test1; every Test1 film also mirrored left-right (a patient facing the other way: found and mapped back?),
+at a wrong pixel size (half and double), and synthetic noise and blank films (refused?).
+
     nice -n 19 python benchmarks/knee_benchmark.py [--threads 2] [--limit N]
     python benchmarks/knee_benchmark.py --model OTHER.pt --name knee_isbi2015_other   # another model
 """
@@ -19,9 +23,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+import SimpleITK as sitk
 import torch
 from KneeLandmarksLib.pipeline import KneeModel, default_model_path, detect_landmarks
+from KneeLandmarksLib.shape_model import case_shapes, cross_validate
 from LandmarkCoreLib.datasets import isbi_cases
+from LandmarkCoreLib.errors import InputError
 from LandmarkCoreLib.evaluation import radial_errors, summarize_errors, write_evaluation_report
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -81,6 +88,7 @@ def main() -> None:
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     timing = {name: np.array(s) for name, s in seconds.items()}
     drift = annotator_drift_lines(np.stack(points["full"]), senior, junior, labels)
+    drift += plausibility_lines(model, cases, np.stack(points["full"]))
     write_table(model, results, timing, np.array(cpu_seconds), peak_mb, args, len(cases), drift)
 
 
@@ -165,6 +173,70 @@ def annotator_drift_lines(
         f"method) the model would score MRE {debiased.mean():.2f} mm, SDR 2 mm {debiased_sdr:.1f} %.",
     ]
     return lines
+
+
+def refused(model: KneeModel, image: sitk.Image, **options) -> bool:
+    try:
+        detect_landmarks(model, image, **options)
+    except InputError:
+        return True
+    return False
+
+
+def mirrored_difference(model: KneeModel, image: sitk.Image, original: np.ndarray) -> tuple[float, float]:
+    """Mean distance (mm) of the mirrored film's landmarks, mapped back, from the original's (inf when
+    refused), and the detection's wall time."""
+    flipped = sitk.Flip(image, [True, False])
+    flipped.CopyInformation(image)
+    started = time.perf_counter()
+    try:
+        points = detect_landmarks(model, flipped).points[:, :2]
+    except InputError:
+        return np.inf, time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    points[:, 0] = (image.GetSize()[0] - 1) * image.GetSpacing()[0] - points[:, 0]
+    return float(np.linalg.norm(points - original[:, :2], axis=1).mean()), seconds
+
+
+def plausibility_lines(model: KneeModel, cases, predicted: np.ndarray) -> list[str]:
+    shape = model.shape_model
+    if shape is None:
+        return ["", "(no shape model in this model file: plausibility not measured)"]
+    train = cross_validate(case_shapes(isbi_cases("train")))
+    medians, largest = train.per_fold(np.median), train.per_fold(np.max)
+    test_truth = [shape.measure(c.senior.points).distance for c in cases]
+    test_predicted = [shape.measure(p).distance for p in predicted]
+    mirrored = [mirrored_difference(model, c.read_image(), p) for c, p in zip(cases, predicted, strict=True)]
+    differences, seconds = np.array([m[0] for m in mirrored]), np.array([m[1] for m in mirrored])
+    rng = np.random.default_rng(0)
+    noise = sitk.GetImageFromArray(rng.uniform(0, 255, (2400, 1935)).astype(np.uint8))
+    noise.SetSpacing((0.1, 0.1))
+    blank = sitk.Image(1935, 2400, sitk.sitkUInt8)
+    blank.SetSpacing((0.1, 0.1))
+    wrong = {s: sum(refused(model, c.read_image(), pixel_size_mm=s) for c in cases[:20]) for s in (0.05, 0.2)}
+    found = np.isfinite(differences)
+    return [
+        "",
+        "Plausibility (shape model in the model file; bounds chosen by 5-fold CV on 001-150): Mahalanobis "
+        "distance of the landmark configuration",
+        "",
+        "| set | median distance | largest distance |",
+        "|---|---|---|",
+        f"| CV on 001-150, truth of the held-out fold (mean ± SD over 5 folds) | {medians.mean():.1f} ± "
+        f"{medians.std(ddof=1):.1f} | {largest.mean():.1f} ± {largest.std(ddof=1):.1f} |",
+        f"| Test1, senior annotator's landmarks | {np.median(test_truth):.1f} | {np.max(test_truth):.1f} |",
+        f"| Test1, this model's landmarks | {np.median(test_predicted):.1f} | {np.max(test_predicted):.1f} |",
+        "",
+        f"Bounds: refused above {shape.distance_bound:.1f} or beyond ±{shape.size_bound:.0f} SD of log size, "
+        f"tried mirrored above {shape.facing_bound:.1f}, heatmap confidence ≥ "
+        f"{model.config.get('min_heatmap_confidence', 0):.4f}. Test1 films refused as given: "
+        f"{sum(d > shape.distance_bound for d in test_predicted)} of {len(cases)}.",
+        f"Every Test1 film mirrored: {found.sum()} of {len(cases)} found and mapped back, mean landmark "
+        f"difference from the original film's {differences[found].mean():.3f} mm (largest "
+        f"{differences[found].max():.3f} mm), median {np.median(seconds) * 1000:.0f} ms per mirrored film.",
+        f"Refused: noise film {refused(model, noise)}, blank film {refused(model, blank)}; the first 20 "
+        f"films at half the pixel size {wrong[0.05]} of 20, at double {wrong[0.2]} of 20.",
+    ]
 
 
 def ablation_lines() -> list[str]:
