@@ -3,6 +3,10 @@
 A config field ``working_spacing_mm`` (declared with ``LandmarkCoreLib.settings.setting``) becomes the
 parameter-node field ``workingSpacingMm`` with the same type, default and range; reading the fields
 back gives a validated config. No hand-kept name maps: the declaration is the only source.
+
+A numeric setting that may be None ("derived from the data") is a number field whose range starts at
+:data:`DERIVED` (-1): a spin box can hold it (Slicer's connectors cannot bind Optional numbers) and
+shows its ``specialValueText`` there; it reads back as None.
 """
 
 from __future__ import annotations
@@ -28,12 +32,25 @@ def _specs(cls: type, names: Iterable[str] | None) -> list:
     return [by_name[name] for name in wanted]
 
 
+#: The parameter-node value of a numeric setting left to be derived (None in the config).
+DERIVED = -1
+
+
+def _derivable(spec) -> bool:
+    """A number that may be None: stored as DERIVED in a parameter node."""
+    return spec.optional and spec.type in (int, float) and not spec.is_list and spec.minimum is not None
+
+
 def _annotation(spec) -> Any:
     from typing import Annotated
 
     from slicer.parameterNodeWrapper import Choice, Maximum, Minimum, WithinRange
 
     base = list[spec.type] if spec.is_list else spec.type
+    if _derivable(spec):
+        if not spec.minimum > DERIVED or spec.maximum is None:
+            raise TypeError(f"setting {spec.name}: a derivable number needs a range above {DERIVED}")
+        return Annotated[base, WithinRange(spec.type(DERIVED), spec.maximum)]
     if spec.optional:
         return Optional[base]  # noqa: UP045 -- Slicer's wrapper defaults Optional fields to None
     if spec.choices is not None:
@@ -52,6 +69,8 @@ def setting_fields(cls: type, names: Iterable[str] | None = None) -> tuple[dict[
         field = parameter_name(spec.name)
         annotations[field] = _annotation(spec)
         defaults[field] = list(spec.default) if spec.is_list else spec.default
+        if _derivable(spec) and spec.default is None:
+            defaults[field] = spec.type(DERIVED)
     return annotations, defaults
 
 
@@ -62,5 +81,7 @@ def settings_from_parameter_node(
     values = settings_to_dict(base if base is not None else cls())
     for spec in _specs(cls, names):
         value = getattr(parameter_node, parameter_name(spec.name))
+        if _derivable(spec) and value == DERIVED:
+            value = None
         values[spec.name] = list(value) if spec.is_list else value
     return settings_from_dict(cls, values, "setting")

@@ -78,20 +78,23 @@ def test_parameter_node_is_created_and_every_field_round_trips(module, scene):
 
 def test_oneshot_training_fields_are_the_config_declaration(scene):
     """Each TrainingConfig setting is a parameter-node field with its default, and comes back as it."""
-    from dataclasses import fields
-
-    from LandmarkSlicerLib.parameters import parameter_name
+    from LandmarkCoreLib.settings import setting_specs
+    from LandmarkSlicerLib.parameters import DERIVED, parameter_name
     from OneShotLandmarksLib.config import TrainingConfig
     from OneShotLandmarksSlicer.logic import TrainingInputs
 
     parameters = _logic("OneShotLandmarks", scene).getParameterNode()
-    config = TrainingConfig()
-    for field in fields(TrainingConfig):
-        assert getattr(parameters, parameter_name(field.name)) == getattr(config, field.name)
-    assert TrainingInputs.fromParameterNode(parameters).settings == config
+    for spec in setting_specs(TrainingConfig):
+        stored = getattr(parameters, parameter_name(spec.name))
+        assert stored == (DERIVED if spec.default is None else spec.default), spec.name
+    assert TrainingInputs.fromParameterNode(parameters).settings == TrainingConfig()
     parameters.marginMm, parameters.learningRate, parameters.batchSize = 2.5, 3e-4, 8
     settings = TrainingInputs.fromParameterNode(parameters).settings
     assert (settings.margin_mm, settings.learning_rate, settings.batch_size) == (2.5, 3e-4, 8)
+    derivable = [s for s in setting_specs(TrainingConfig) if s.optional and s.type is float]
+    for spec in derivable:  # a length left to be derived from the SOI
+        setattr(parameters, parameter_name(spec.name), DERIVED)
+        assert getattr(TrainingInputs.fromParameterNode(parameters).settings, spec.name) is None
 
 
 def _load_module_file(module: str):

@@ -230,3 +230,19 @@ def test_logics_run_on_plain_mrml_without_qt():
         f"import sys, slicer; {checks}; print(sorted(m for m in ('qt', 'ctk', 'torch') if m in sys.modules))"
     )
     assert _run_python(code) == "[]"
+
+
+def test_a_setting_left_to_be_derived_shows_auto_in_its_spin_box(scene):
+    """Optional lengths sit at DERIVED (the spin box's minimum); the spin box names that value."""
+    from LandmarkCoreLib.settings import setting_specs
+    from LandmarkSlicerLib.parameters import parameter_name
+    from OneShotLandmarksLib.config import TrainingConfig
+
+    derivable = {
+        parameter_name(s.name) for s in setting_specs(TrainingConfig) if s.optional and s.type is float
+    }
+    for name, widget in ui_widgets("OneShotLandmarks").items():
+        properties = {p.get("name"): p for p in widget.findall("property")}
+        bound = properties.get("SlicerParameterName")
+        if bound is not None and bound.findtext("string") in derivable:
+            assert properties["specialValueText"].findtext("string") == "auto (from the SOI)", name
