@@ -133,9 +133,11 @@ def test_every_slicer_parameter_name_is_a_parameter_node_field(module, scene):
 @pytest.mark.parametrize("module", ["OneShotLandmarks", "KneeLandmarks"])
 def test_a_model_file_that_is_written_opens_a_save_dialog(module):
     """ctkPathLineEdit opens a Save dialog for Writable files; Readable would ask for an existing file."""
-    widget = ui_widgets(module)["modelPathLineEdit"]
-    filters = next(p.findtext("set") for p in widget.findall("property") if p.get("name") == "filters")
-    assert "ctkPathLineEdit::Writable" in filters and "ctkPathLineEdit::Readable" not in filters
+    properties = {
+        p.get("name"): p.findtext("set") for p in ui_widgets(module)["modelPathLineEdit"].findall("property")
+    }
+    assert "ctkPathLineEdit::Writable" in properties["filters"] and "Readable" not in properties["filters"]
+    assert properties["options"] == "ctkPathLineEdit::DontConfirmOverwrite"  # the file is also read
 
 
 @pytest.mark.parametrize("module", MODULES)
