@@ -3,7 +3,7 @@
 Examples::
 
     face-landmarks train-source -o source.pt                       # identity labels of the train split
-    face-landmarks train --source source.pt --method CTD-ED --labels 50 --seed 0 -o model.pt
+    face-landmarks train --source source.pt --method CTD-ED --n-labels 50 --seed 0 -o model.pt
     face-landmarks detect -o out/ face1.jpg face2.png              # bundled model, whole image
     face-landmarks detect -m model.pt --box 40 30 200 210 -o out/ face.jpg
     face-landmarks evaluate --predictions out/ --truth truth/ --output report/
@@ -14,14 +14,23 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from LandmarkCoreLib.commandline import run_command
-from LandmarkCoreLib.evaluation import add_evaluate_arguments, run_evaluate
+from LandmarkCoreLib.commandline import (
+    add_batch_arguments,
+    number_in,
+    positive_int,
+    run_command,
+    run_detect_batch,
+)
+from LandmarkCoreLib.errors import InputError
+from LandmarkCoreLib.evaluate_folders import add_evaluate_arguments, run_evaluate
+from LandmarkCoreLib.images import IMAGE_SUFFIXES_2D
 from LandmarkCoreLib.progress import CancelToken, json_lines_progress, tqdm_progress
+from LandmarkCoreLib.settings import add_setting_arguments, settings_from_arguments
 
-from .methods import METHODS
 from .training import SourceConfig, TargetConfig
 
 
@@ -31,7 +40,7 @@ def _progress(args, description: str):
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--progress-format", choices=("tqdm", "jsonl"), default="tqdm")
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
+    parser.add_argument("--threads", type=positive_int, default=2, help="CPU threads for torch")
 
 
 def _add_data(parser: argparse.ArgumentParser) -> None:
@@ -44,35 +53,23 @@ def _add_data(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_train_source(sub) -> None:
-    d = SourceConfig()
     p = sub.add_parser("train-source", help="train the face-recognition source network on identity labels")
     p.add_argument("-o", "--output", type=Path, required=True)
-    p.add_argument("--depth", type=int, choices=(18, 34, 50), default=d.depth)
-    p.add_argument(
-        "--width", type=int, default=d.width, help="channels of the first ResNet stage (64 = standard)"
-    )
-    p.add_argument("--input-size", type=int, default=d.input_size)
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.learning_rate)
-    p.add_argument("--seed", type=int, default=d.seed)
+    add_setting_arguments(p, SourceConfig)
     _add_data(p)
     _add_common(p)
 
 
 def _add_train(sub) -> None:
-    d = TargetConfig()
     p = sub.add_parser("train", help="train a landmark detector with one method on N labelled images")
     p.add_argument("-o", "--output", type=Path, required=True)
     p.add_argument("--source", type=Path, help="'face-source' model file (all methods but HG)")
-    p.add_argument("--method", choices=list(METHODS), default=d.method)
-    p.add_argument("--labels", type=int, default=d.n_labels, help="labelled training images (0 = all)")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--steps", type=int, default=d.steps)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.learning_rate)
+    add_setting_arguments(p, TargetConfig)
     p.add_argument(
-        "--input-size", type=int, default=96, help="input size (HG only; others take the source's)"
+        "--input-size",
+        type=number_in(int, 32, 512),
+        default=96,
+        help="input size (HG only; others take the source's)",
     )
     p.add_argument(
         "--export-checkpoint",
@@ -85,9 +82,7 @@ def _add_train(sub) -> None:
 
 def _add_detect(sub) -> None:
     p = sub.add_parser("detect", help="detect 68 landmarks; writes one .mrk.json per image")
-    p.add_argument("images", nargs="+", type=Path)
     p.add_argument("-m", "--model", type=Path, help="'face-model' file (default: the bundled model)")
-    p.add_argument("-o", "--outdir", type=Path, required=True)
     p.add_argument(
         "--box",
         type=float,
@@ -98,9 +93,9 @@ def _add_detect(sub) -> None:
     p.add_argument(
         "--keep-flagged",
         action="store_true",
-        help="write the points even where no face was found (they are flagged on stderr)",
+        help="write the points even where no face was found (the log says so; the input counts as done)",
     )
-    _add_common(p)
+    add_batch_arguments(p)
 
 
 def _add_import(sub) -> None:
@@ -123,15 +118,7 @@ def _data_splits(args, input_size: int):
 def _run_train_source(args) -> None:
     from .training import train_source
 
-    config = SourceConfig(
-        depth=args.depth,
-        width=args.width,
-        input_size=args.input_size,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        seed=args.seed,
-    )
+    config = settings_from_arguments(SourceConfig, args)
     train, test = _data_splits(args, config.input_size)
     model = train_source(
         train,
@@ -150,14 +137,7 @@ def _run_train(args) -> None:
 
     from .training import SOURCE_KIND, train_target
 
-    config = TargetConfig(
-        method=args.method,
-        n_labels=args.labels,
-        seed=args.seed,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-    )
+    config = settings_from_arguments(TargetConfig, args)
     source = load_model_file(args.source, SOURCE_KIND) if args.source else None
     input_size = source.config["input_size"] if source else args.input_size
     train, _ = _data_splits(args, input_size)
@@ -174,30 +154,37 @@ def _run_train(args) -> None:
     print(f"wrote {args.output}")
 
 
+@dataclass
+class FaceDetector:
+    """One photograph -> ``stem.mrk.json``; no face found -> failed (unless ``keep_flagged``)."""
+
+    model: object
+    box: list[float] | None
+    keep_flagged: bool
+
+    def output_names(self, stem: str) -> list[str]:
+        return [f"{stem}.mrk.json"]
+
+    def __call__(self, source: Path, stem: str, output: Path) -> dict:
+        from LandmarkCoreLib.images import read_image
+        from LandmarkCoreLib.landmarks import write_landmarks
+
+        from .pipeline import detect_landmarks
+
+        image = read_image(source, "image", dimension=2)
+        detection = detect_landmarks(self.model, image, self.box, what=f"image '{source}'")
+        peak = float(detection.peak_confidence.mean())
+        if detection.flagged_no_face and not self.keep_flagged:
+            raise InputError(f"image '{source}'", f"no face found in the box (mean heatmap peak {peak:.2f})")
+        write_landmarks(output / f"{stem}.mrk.json", detection.landmarks)
+        return {"no_face_flagged": bool(detection.flagged_no_face), "mean_peak": round(peak, 3)}
+
+
 def _run_detect(args) -> int:
-    from LandmarkCoreLib.images import read_image
-    from LandmarkCoreLib.landmarks import write_landmarks
+    from .pipeline import FaceModel
 
-    from .pipeline import FaceModel, detect_landmarks
-
-    model = FaceModel.load(args.model)
-    progress = _progress(args, "detect")
-    flagged = 0
-    for i, path in enumerate(args.images):
-        image = read_image(path, "image", dimension=2)
-        detection = detect_landmarks(model, image, args.box, what=f"image '{path}'")
-        if detection.flagged_no_face:
-            flagged += 1
-            print(
-                f"{path}: no face found in the box (mean heatmap peak "
-                f"{detection.peak_confidence.mean():.2f})"
-                + ("" if args.keep_flagged else "; nothing written"),
-                file=sys.stderr,
-            )
-        if not detection.flagged_no_face or args.keep_flagged:
-            write_landmarks(args.outdir / f"{path.name.split('.')[0]}.mrk.json", detection.landmarks)
-        progress((i + 1) / len(args.images), path.name)
-    return 3 if flagged else 0
+    detector = FaceDetector(FaceModel.load(args.model), args.box, args.keep_flagged)
+    return run_detect_batch(args, detector, IMAGE_SUFFIXES_2D)
 
 
 def _run_import(args) -> None:

@@ -15,10 +15,19 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-from LandmarkCoreLib.commandline import run_command
-from LandmarkCoreLib.evaluation import add_evaluate_arguments, run_evaluate
+from LandmarkCoreLib.commandline import (
+    add_batch_arguments,
+    number_in,
+    positive_float,
+    positive_int,
+    run_command,
+    run_detect_batch,
+)
+from LandmarkCoreLib.evaluate_folders import add_evaluate_arguments, run_evaluate
+from LandmarkCoreLib.images import IMAGE_SUFFIXES_2D
 from LandmarkCoreLib.networks import BLOCKS
 from LandmarkCoreLib.progress import CancelToken, json_lines_progress, tqdm_progress
 
@@ -51,7 +60,9 @@ def _add_train(sub) -> None:
         "':junior' for other labels) or IMAGES_DIR:LANDMARKS_DIR "
         "(landmark files .mrk.json/.fcsv/.csv named like the images)",
     )
-    p.add_argument("--spacing", type=float, default=None, help="pixel size (mm) of the training images")
+    p.add_argument(
+        "--spacing", type=positive_float, default=None, help="pixel size (mm) of the training images"
+    )
     p.add_argument("--stage", type=int, choices=(1, 2, 3), required=True)
     p.add_argument(
         "--init",
@@ -61,21 +72,35 @@ def _add_train(sub) -> None:
     )
     p.add_argument("-o", "--output", type=Path, required=True)
     p.add_argument("--checkpoint", type=Path, help="resumable checkpoint (default: OUTPUT.ckpt)")
-    p.add_argument("--epochs", type=int, default=60)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--epochs", type=number_in(int, 1, 100000), default=60)
+    p.add_argument("--batch-size", type=number_in(int, 1, 4096), default=8)
+    p.add_argument("--lr", type=number_in(float, 1e-7, 1.0), default=1e-3)
     p.add_argument("--loss", choices=LOSSES, default="wing")
     p.add_argument("--block", choices=BLOCKS, default="hmp")
-    p.add_argument("--width", type=int, help="hourglass width N (default: the preset's)")
-    p.add_argument("--depth", type=int, help="hourglass depth d (default: the preset's)")
-    p.add_argument("--dropout", type=float, default=0.25)
-    p.add_argument("--mixup-alpha", type=float, default=AugmentConfig.mixup_alpha, help="<= 0: no mixup")
-    p.add_argument("--cutout", type=float, default=AugmentConfig.p_cutout, help="cutout probability")
-    p.add_argument("--target-jitter", type=float, default=0.0, help="target jitter (input pixels)")
-    p.add_argument("--folds", type=int, default=1, help="k of a k-fold split (1: train on everything)")
-    p.add_argument("--fold", type=int, default=0, help="the validation fold")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--width", type=number_in(int, 1, 256), help="hourglass width N (default: the preset's)")
+    p.add_argument("--depth", type=number_in(int, 1, 8), help="hourglass depth d (default: the preset's)")
+    p.add_argument("--dropout", type=number_in(float, 0.0, 0.95), default=0.25)
+    p.add_argument(
+        "--mixup-alpha",
+        type=number_in(float, -1.0, 100.0),
+        default=AugmentConfig.mixup_alpha,
+        help="<= 0: no mixup",
+    )
+    p.add_argument(
+        "--cutout", type=number_in(float, 0.0, 1.0), default=AugmentConfig.p_cutout, help="cutout probability"
+    )
+    p.add_argument(
+        "--target-jitter",
+        type=number_in(float, 0.0, 1000.0),
+        default=0.0,
+        help="target jitter (input pixels)",
+    )
+    p.add_argument(
+        "--folds", type=number_in(int, 1, 100), default=1, help="k of a k-fold split (1: train on everything)"
+    )
+    p.add_argument("--fold", type=number_in(int, 0, 99), default=0, help="the validation fold")
+    p.add_argument("--seed", type=number_in(int, 0, 2**31 - 1), default=0)
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument(
         "--export-checkpoint",
         action="store_true",
@@ -86,19 +111,19 @@ def _add_train(sub) -> None:
 
 def _add_detect(sub) -> None:
     p = sub.add_parser("detect", help="detect landmarks; writes one .mrk.json per image")
-    p.add_argument("images", nargs="+", type=Path)
     p.add_argument("-m", "--model", type=Path, help="model file (default: the bundled cephalometric model)")
-    p.add_argument("-o", "--outdir", type=Path, required=True)
-    p.add_argument("--spacing", type=float, help="pixel size (mm) overriding the files' own (output in mm)")
+    p.add_argument(
+        "--spacing", type=positive_float, help="pixel size (mm) overriding the files' own (output in mm)"
+    )
     p.add_argument(
         "--pixel-size",
-        type=float,
+        type=positive_float,
         help="true pixel size (mm) for detection only; output stays in the files' own space "
         "(a JPEG: column, row)",
     )
     p.add_argument("--single-stage", action="store_true", help="skip stage 1 (ROI at the training mean)")
     p.add_argument("--no-refine", action="store_true", help="skip the model's stage 3 (if it has one)")
-    _add_common(p)
+    add_batch_arguments(p)
 
 
 def _add_import(sub) -> None:
@@ -168,29 +193,47 @@ def _run_train(args) -> None:
     print(f"wrote {args.output}")
 
 
-def _run_detect(args) -> None:
-    from LandmarkCoreLib.images import read_image
-    from LandmarkCoreLib.landmarks import write_landmarks
+@dataclass
+class KneeDetector:
+    """One radiograph -> ``stem.mrk.json`` (see LandmarkCoreLib.batch)."""
 
-    from .pipeline import KneeModel, default_model_path, detect_landmarks
+    model: object
+    spacing: float | None
+    pixel_size: float | None
+    single_stage: bool
+    refine: bool
+
+    def output_names(self, stem: str) -> list[str]:
+        return [f"{stem}.mrk.json"]
+
+    def __call__(self, source: Path, stem: str, output: Path) -> dict:
+        from LandmarkCoreLib.images import read_image
+        from LandmarkCoreLib.landmarks import write_landmarks
+
+        from .pipeline import detect_landmarks
+
+        image = read_image(source, "image", dimension=2)
+        if self.spacing is not None:
+            image.SetSpacing((self.spacing, self.spacing))
+        notices: list[str] = []
+        landmarks = detect_landmarks(
+            self.model,
+            image,
+            single_stage=self.single_stage,
+            notice=notices.append,
+            pixel_size_mm=self.pixel_size,
+            refine=self.refine,
+        )
+        write_landmarks(output / f"{stem}.mrk.json", landmarks)
+        return {"landmarks": len(landmarks), "notices": notices} if notices else {"landmarks": len(landmarks)}
+
+
+def _run_detect(args) -> int:
+    from .pipeline import KneeModel, default_model_path
 
     model = KneeModel.load(args.model or default_model_path())
-    progress = _progress(args, "detect")
-    for i, path in enumerate(args.images):
-        image = read_image(path, "image", dimension=2)
-        if args.spacing is not None:
-            image.SetSpacing((args.spacing, args.spacing))
-        landmarks = detect_landmarks(
-            model,
-            image,
-            single_stage=args.single_stage,
-            notice=lambda text, p=path: print(f"{p}: {text}", file=sys.stderr),
-            pixel_size_mm=args.pixel_size,
-            refine=not args.no_refine,
-        )
-        name = path.name.split(".")[0]
-        write_landmarks(args.outdir / f"{name}.mrk.json", landmarks)
-        progress((i + 1) / len(args.images), f"{path.name}: {len(landmarks)} landmarks")
+    detector = KneeDetector(model, args.spacing, args.pixel_size, args.single_stage, not args.no_refine)
+    return run_detect_batch(args, detector, IMAGE_SUFFIXES_2D)
 
 
 def build_parser() -> argparse.ArgumentParser:

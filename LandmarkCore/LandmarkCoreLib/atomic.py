@@ -1,6 +1,7 @@
 """Atomic file output: write to a temporary file beside the target, then rename over it.
 
-A crash or a cancel mid-write leaves either the old file or the new one, never half of one.
+A crash or a cancel mid-write leaves either the old file or the new one, never half of one. The file
+gets the permissions a plain ``open()`` would give it (0666 less the umask), not mkstemp's private 0600.
 """
 
 from __future__ import annotations
@@ -27,10 +28,18 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     tmp = Path(tmp_name)
     try:
         yield tmp
+        if tmp.exists():
+            os.chmod(tmp, 0o666 & ~_current_umask())
         os.replace(tmp, target)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

@@ -1,15 +1,28 @@
-"""What the three console commands share: how a run ends on a user error or an interrupt."""
+"""What the three console commands share: the ``detect`` flags, and how a run ends on a user error or an
+interrupt (exit codes: 0 all done, 1 some inputs failed, 2 usage error, 130 cancelled)."""
 
 from __future__ import annotations
 
+import argparse
+import math
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
+from .batch import (
+    EXIT_INTERRUPTED,
+    EXIT_USER_ERROR,
+    Detector,
+    InProcess,
+    plan_batch,
+    require_writable_folder,
+    run_batch,
+)
 from .errors import LandmarkError
+from .progress import ProgressCallback, json_lines_progress, tqdm_progress
 
-EXIT_USER_ERROR = 2
-EXIT_INTERRUPTED = 130  # the shell's code for SIGINT; Slicer's Cancel sends SIGINT to the command
+__all__ = ["EXIT_INTERRUPTED", "EXIT_USER_ERROR", "add_batch_arguments", "run_command", "run_detect_batch"]
 
 
 def run_command(program: str, command: Callable[[], object]) -> int:
@@ -32,3 +45,61 @@ def run_command(program: str, command: Callable[[], object]) -> int:
     except KeyboardInterrupt:
         print(f"{program}: interrupted; what was saved (e.g. the last checkpoint) is kept", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags every ``detect`` command takes: inputs, ``-o/--output``, device, threads, executor."""
+    parser.add_argument(
+        "inputs", nargs="+", help="image files, folders (searched recursively), globs, DICOM folders"
+    )
+    parser.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads per process")
+    parser.add_argument("--progress-format", choices=("tqdm", "jsonl"), default="tqdm")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers", type=positive_int, help="run on a local Dask cluster of N worker processes"
+    )
+    where.add_argument(
+        "--scheduler", help="run on an existing dask.distributed scheduler (e.g. tcp://host:8786)"
+    )
+
+
+def number_in(kind: type, minimum: float, maximum: float) -> Callable[[str], float]:
+    """argparse type: a finite ``kind`` (int or float) in [minimum, maximum]; else a usage error."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a {kind.__name__}") from None
+        if not math.isfinite(value) or not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"{text} must be in [{minimum:g}, {maximum:g}]")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+positive_int = number_in(int, 1, 10**6)
+positive_float = number_in(float, 1e-6, 1e6)
+
+
+def progress_for(args: argparse.Namespace, description: str) -> ProgressCallback:
+    """tqdm bar or JSON lines (``--progress-format jsonl``, how Slicer follows a background job)."""
+    return json_lines_progress() if args.progress_format == "jsonl" else tqdm_progress(description)
+
+
+def run_detect_batch(args: argparse.Namespace, detector: Detector, suffixes: Sequence[str]) -> int:
+    """Plan the inputs of ``args`` (refusing an unwritable output first), run them, return the exit code."""
+    items, unusable = plan_batch(args.inputs, suffixes)
+    require_writable_folder(args.output)
+    if args.workers or args.scheduler:
+        from .dask_executor import DaskExecutor
+
+        executor = DaskExecutor(workers=args.workers, scheduler=args.scheduler, threads=args.threads)
+    else:
+        executor = InProcess()
+    return run_batch(
+        detector, items, args.output, unusable, progress_for(args, "detect"), executor, args.threads
+    )

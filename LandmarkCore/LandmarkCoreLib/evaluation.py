@@ -10,17 +10,15 @@ statistics and counted in ``missing``.
 - Failure rate: percentage of cases whose mean error exceeds the failure threshold (face-alignment use).
 - Outliers: percentage of errors above the outlier threshold (default: the largest radius).
 
-``python -m LandmarkCoreLib.evaluation isbi-observers`` evaluates the ISBI 2015 junior annotator
+``python -m LandmarkCoreLib.evaluate_folders isbi-observers`` evaluates the ISBI 2015 junior annotator
 against the senior one (the inter-observer variability of that data set).
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import os
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +27,7 @@ import numpy as np
 
 from .atomic import atomic_path, write_text_atomic
 from .errors import InputError
-from .landmarks import LandmarkSet, landmark_file_stem, read_landmarks
+from .landmarks import LandmarkSet
 
 DEFAULT_RADII = (2.0, 2.5, 3.0, 4.0)
 LANDMARK_SUFFIXES = (".mrk.json", ".fcsv", ".csv", ".json")
@@ -203,49 +201,6 @@ def evaluate_landmark_sets(
     return summarize_errors(errors, labels, names, **summary_options)
 
 
-def _landmark_files(folder: Path, what: str) -> dict[str, Path]:
-    if not folder.is_dir():
-        raise InputError(f"{what} folder '{folder}'", "does not exist or is not a folder")
-    files = {}
-    for path in sorted(folder.iterdir()):
-        if path.is_file() and path.name.lower().endswith(LANDMARK_SUFFIXES):
-            files.setdefault(landmark_file_stem(path), path)
-    if not files:
-        raise InputError(f"{what} folder '{folder}'", "holds no landmark files (.mrk.json, .fcsv, .csv)")
-    return files
-
-
-def evaluate_folders(
-    predictions_dir: str | os.PathLike,
-    truth_dir: str | os.PathLike,
-    normalize_by: tuple[str, str] | None = None,
-    **summary_options,
-) -> EvaluationSummary:
-    """Compare every truth file with the prediction file of the same name stem (missing ones = NaN)."""
-    truth_files = _landmark_files(Path(truth_dir), "truth")
-    predicted_files = _landmark_files(Path(predictions_dir), "predictions")
-    matched = sorted(set(truth_files) & set(predicted_files))
-    if not matched:
-        raise InputError(
-            f"predictions folder '{predictions_dir}'", f"no file name matches a truth file in '{truth_dir}'"
-        )
-    names = sorted(truth_files)
-    truths = [read_landmarks(truth_files[n], "truth landmarks") for n in names]
-    predictions = []
-    for name, truth in zip(names, truths, strict=True):
-        if name not in predicted_files:
-            predictions.append(None)
-            continue
-        predicted = read_landmarks(predicted_files[name], "predicted landmarks")
-        if not set(predicted.labels) & set(truth.labels):
-            raise InputError(
-                f"predicted landmarks '{predicted_files[name]}'",
-                "share no label with the truth file of that name",
-            )
-        predictions.append(predicted)
-    return evaluate_landmark_sets(predictions, truths, names, normalize_by, **summary_options)
-
-
 # --------------------------------------------------------------------------- reports
 def _fmt(value: float | None, digits: int = 2) -> str:
     return "" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.{digits}f}"
@@ -343,95 +298,3 @@ def write_evaluation_report(
     )
     plot_ced(summary, paths["ced.png"], title)
     return paths
-
-
-# --------------------------------------------------------------------------- command line
-def _add_summary_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--output", type=Path, help="folder for table.md, table.csv, per_case.csv, ced.png")
-    parser.add_argument("--title", default="Landmark evaluation", help="report title")
-    parser.add_argument("--radii", type=float, nargs="+", default=list(DEFAULT_RADII), help="SDR/PCK radii")
-    parser.add_argument("--auc-threshold", type=float, help="CED AUC up to this error")
-    parser.add_argument(
-        "--failure-threshold", type=float, help="a case fails when its mean error exceeds this"
-    )
-    parser.add_argument("--outlier-threshold", type=float, help="outlier error (default: the largest radius)")
-
-
-def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of the ``evaluate`` subcommand shared by every CLI of the extension."""
-    parser.add_argument("--predictions", type=Path, required=True, help="folder of predicted landmark files")
-    parser.add_argument("--truth", type=Path, required=True, help="folder of truth files (matched by name)")
-    parser.add_argument(
-        "--normalize-by",
-        nargs=2,
-        metavar=("LABEL_A", "LABEL_B"),
-        help="divide errors by the truth distance between these landmarks (faces: 36 45)",
-    )
-    _add_summary_arguments(parser)
-
-
-def _summary_options(args: argparse.Namespace) -> dict:
-    return {
-        "radii": args.radii,
-        "auc_threshold": args.auc_threshold,
-        "failure_threshold": args.failure_threshold,
-        "outlier_threshold": args.outlier_threshold,
-    }
-
-
-def report(summary: EvaluationSummary, args: argparse.Namespace, stream=None) -> None:
-    """Print the Markdown table and, with ``--output``, write the report files."""
-    out = stream or sys.stdout
-    out.write(markdown_table(summary, args.title))
-    if args.output is not None:
-        paths = write_evaluation_report(summary, args.output, args.title)
-        out.write(f"\nreport written to {paths['table.md'].parent}\n")
-
-
-def run_evaluate(args: argparse.Namespace) -> EvaluationSummary:
-    """Run ``evaluate`` as parsed by :func:`add_evaluate_arguments`; prints the table, writes the report."""
-    normalize_by = tuple(args.normalize_by) if args.normalize_by else None
-    summary = evaluate_folders(args.predictions, args.truth, normalize_by, **_summary_options(args))
-    report(summary, args)
-    return summary
-
-
-def evaluate_isbi_observers(
-    root: str | os.PathLike | None = None, split: str = "all", **summary_options
-) -> EvaluationSummary:
-    """ISBI 2015: the junior annotator scored against the senior one (mm)."""
-    from .datasets import isbi_cases
-
-    cases = isbi_cases(split, root)
-    return evaluate_landmark_sets(
-        [c.junior for c in cases], [c.senior for c in cases], [c.case_id for c in cases], **summary_options
-    )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m LandmarkCoreLib.evaluation", description=__doc__.split("\n")[0]
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    add_evaluate_arguments(
-        commands.add_parser("evaluate", help="compare a predictions folder with a truth folder")
-    )
-    observers = commands.add_parser("isbi-observers", help="ISBI 2015 junior vs senior annotator")
-    observers.add_argument("--data-root", type=Path, help="default: ../shared/data or $LANDMARK_DATA_ROOT")
-    observers.add_argument("--split", default="all", choices=["train", "test1", "all"])
-    _add_summary_arguments(observers)
-    observers.set_defaults(title="ISBI 2015: junior vs senior annotator")
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "evaluate":
-            run_evaluate(args)
-        else:
-            report(evaluate_isbi_observers(args.data_root, args.split, **_summary_options(args)), args)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -217,13 +217,14 @@ def add_setting_arguments(
         )
         default = "derived from the data" if spec.default is None and spec.optional else spec.default
         details = "; ".join(p for p in (spec.describe_range(), f"default: {default}") if p)
+        details = details.replace("%", "%%")  # argparse formats help with %
         parser.add_argument(
             spec.flag,
             dest=spec.name,
             type=parse,
             nargs="+" if spec.is_list else None,
             default=None,
-            help=f"{spec.help} ({details})" if spec.help else f"({details})",
+            help=f"{spec.help.replace('%', '%%')} ({details})" if spec.help else f"({details})",
         )
 
 

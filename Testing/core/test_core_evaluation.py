@@ -6,16 +6,10 @@ import argparse
 
 import numpy as np
 import pytest
-from LandmarkCoreLib import evaluation
+from LandmarkCoreLib import evaluate_folders as evaluation
 from LandmarkCoreLib.errors import InputError
-from LandmarkCoreLib.evaluation import (
-    add_evaluate_arguments,
-    ced_auc,
-    radial_errors,
-    run_evaluate,
-    summarize_errors,
-    write_evaluation_report,
-)
+from LandmarkCoreLib.evaluate_folders import add_evaluate_arguments, evaluate_folders, run_evaluate
+from LandmarkCoreLib.evaluation import ced_auc, radial_errors, summarize_errors, write_evaluation_report
 from LandmarkCoreLib.landmarks import LandmarkSet, write_landmarks
 
 # Two cases x three landmarks; errors chosen as 3-4-5 style distances.
@@ -117,7 +111,8 @@ def test_evaluate_command_matches_by_stem_and_label(tmp_path, capsys):
             str(tmp_path / "out"),
         ]
     )
-    summary = run_evaluate(args)
+    assert run_evaluate(args) == 0
+    summary = evaluate_folders(pred_dir, truth_dir, ("36", "45"), radii=[0.2]).summary
     assert summary.case_names == ["x", "y"] and summary.unit == "d(36,45)"
     np.testing.assert_allclose(summary.errors[0], [0.1, 0.0, 0.3])
     assert np.isnan(summary.errors[1]).all() and summary.overall.missing == 3
@@ -135,6 +130,50 @@ def test_evaluate_refuses_folders_without_matches(tmp_path):
     assert (
         evaluation.main(["evaluate", "--predictions", str(tmp_path / "pred"), "--truth", str(tmp_path)]) == 2
     )
+
+
+PLANE = np.array([[0.0, 0, 0], [10, 0, 0]])
+
+
+def test_evaluate_refuses_two_predictions_of_one_name(tmp_path):
+    _write_cases(tmp_path / "truth", {"A": PLANE + [0, 0, 1]}, ["p", "q"])
+    _write_cases(tmp_path / "pred", {"A": PLANE + [0, 0, 1]}, ["p", "q"])
+    write_landmarks(tmp_path / "pred" / "A.fcsv", LandmarkSet(["p", "q"], PLANE + [1, 0, 1]))
+    with pytest.raises(InputError, match="'A.fcsv' and 'A.mrk.json' are both 'A'"):
+        evaluate_folders(tmp_path / "pred", tmp_path / "truth")
+
+
+def test_evaluate_refuses_truth_files_with_differing_labels(tmp_path):
+    _write_cases(tmp_path / "truth", {"A": PLANE + [0, 0, 1]}, ["p", "q"])
+    _write_cases(tmp_path / "truth", {"B": PLANE + [0, 0, 1]}, ["p", "r"])
+    _write_cases(tmp_path / "pred", {"A": PLANE + [0, 0, 1], "B": PLANE + [0, 0, 1]}, ["p", "q"])
+    with pytest.raises(
+        InputError, match=r"truth landmarks '.*B.mrk.json': labels differ from 'A.mrk.json' \(q, r\)"
+    ):
+        evaluate_folders(tmp_path / "pred", tmp_path / "truth")
+
+
+def test_evaluate_refuses_2d_predictions_against_3d_truth(tmp_path):
+    _write_cases(tmp_path / "truth", {"A": PLANE + [0, 0, 1], "B": PLANE + [0, 0, 2]}, ["p", "q"])
+    _write_cases(tmp_path / "pred", {"A": PLANE, "B": PLANE + [0, 0, 2]}, ["p", "q"])
+    result = evaluate_folders(tmp_path / "pred", tmp_path / "truth")
+    assert list(result.failed) == ["A"] and "are 2D, the truth file of that name 3D" in result.failed["A"]
+    _write_cases(tmp_path / "truth", {"C": PLANE}, ["p", "q"])
+    with pytest.raises(InputError, match="2D and 3D truth files mixed"):
+        evaluate_folders(tmp_path / "pred", tmp_path / "truth")
+
+
+def test_an_unreadable_prediction_is_a_failed_case_not_an_abort(tmp_path, capsys):
+    _write_cases(tmp_path / "truth", {"A": PLANE + [0, 0, 1], "B": PLANE + [0, 0, 1]}, ["p", "q"])
+    _write_cases(tmp_path / "pred", {"A": PLANE + [3, 4, 1]}, ["p", "q"])
+    (tmp_path / "pred" / "B.mrk.json").write_text("{ truncated")
+    code = evaluation.main(
+        ["evaluate", "--predictions", str(tmp_path / "pred"), "--truth", str(tmp_path / "truth")]
+    )
+    assert code == 1
+    captured = capsys.readouterr()
+    assert "case 'B' failed: predicted landmarks" in captured.err
+    assert "mean radial error: 5.000 mm" in captured.out and "missing: 2" in captured.out
 
 
 @pytest.mark.realdata

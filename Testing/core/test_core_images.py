@@ -7,6 +7,7 @@ import pytest
 import SimpleITK as sitk
 from LandmarkCoreLib.errors import InputError
 from LandmarkCoreLib.images import (
+    image_stem,
     index_to_physical,
     physical_to_index,
     points_inside,
@@ -69,12 +70,13 @@ def test_2d_rgb_images_read(tmp_path, ext):
     assert scalar.shape == (30, 40) and scalar[7, 25] == pytest.approx(350 / 3, abs=8)  # JPEG is lossy
 
 
-def test_dicom_series_folder_reads_as_volume(tmp_path):
-    volume = sitk.Cast(oblique_volume(), sitk.sitkInt16)
-    volume.SetDirection((1, 0, 0, 0, 1, 0, 0, 0, 1))
+def write_dicom_series(volume: sitk.Image, folder, skip: tuple[int, ...] = ()) -> None:
+    """One .dcm file per slice of ``volume`` (identity direction), leaving out the slices in ``skip``."""
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()
     for z in range(volume.GetDepth()):
+        if z in skip:
+            continue
         slice_ = volume[:, :, z]
         origin = volume.TransformIndexToPhysicalPoint((0, 0, z))
         for key, value in {
@@ -87,12 +89,67 @@ def test_dicom_series_folder_reads_as_volume(tmp_path):
             "0008|0060": "CT",
         }.items():
             slice_.SetMetaData(key, value)
-        writer.SetFileName(str(tmp_path / f"s{z:02d}.dcm"))
+        writer.SetFileName(str(folder / f"s{z:02d}.dcm"))
         writer.Execute(slice_)
+
+
+def test_dicom_series_folder_reads_as_volume(tmp_path):
+    volume = sitk.Cast(oblique_volume(), sitk.sitkInt16)
+    volume.SetDirection((1, 0, 0, 0, 1, 0, 0, 0, 1))
+    write_dicom_series(volume, tmp_path)
     back = read_image(tmp_path, dimension=3)
     assert back.GetSize() == volume.GetSize()
     np.testing.assert_allclose(back.GetSpacing(), volume.GetSpacing(), atol=1e-4)
     np.testing.assert_array_equal(sitk.GetArrayFromImage(back), sitk.GetArrayFromImage(volume))
+
+
+def test_dicom_series_with_a_missing_slice_is_refused(tmp_path):
+    volume = sitk.Image(6, 5, 8, sitk.sitkInt16)
+    volume.SetSpacing((0.5, 1.5, 2.0))
+    write_dicom_series(volume, tmp_path, skip=(4,))
+    with pytest.raises(InputError, match=r"steps 2-4 mm, typical 2 mm\): slices are missing"):
+        read_image(tmp_path, dimension=3)
+
+
+def _truncate(path, keep: float) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+@pytest.mark.parametrize("name", ["v.nii.gz", "v.nii"])
+def test_truncated_nifti_is_refused(tmp_path, name):
+    rng = np.random.default_rng(0)
+    write_image(tmp_path / name, sitk.GetImageFromArray(rng.normal(size=(20, 20, 20)).astype(np.float32)))
+    _truncate(tmp_path / name, 0.7)
+    with pytest.raises(InputError, match=rf"{name}'?: (compressed file is truncated|file is truncated)"):
+        read_image(tmp_path / name)
+
+
+def test_nan_in_nifti_is_refused_though_itk_reads_it_as_zero(tmp_path):
+    array = np.ones((4, 5, 6), dtype=np.float32)
+    array[1, 2, 3] = np.nan
+    array[2, 2, 2] = np.inf
+    write_image(tmp_path / "nan.nii.gz", sitk.GetImageFromArray(array))
+    with pytest.raises(InputError, match=r"nan\.nii\.gz'?: contains 2 NaN or infinite voxel values"):
+        read_image(tmp_path / "nan.nii.gz")
+
+
+@pytest.mark.parametrize("name", ["photo.jpg", "photo.png"])
+def test_truncated_photographs_are_refused(tmp_path, name):
+    rng = np.random.default_rng(1)
+    photo = sitk.GetImageFromArray(rng.integers(0, 255, (64, 80)).astype(np.uint8))
+    sitk.WriteImage(photo, str(tmp_path / name))
+    assert read_image(tmp_path / name).GetSize() == (80, 64)
+    _truncate(tmp_path / name, 0.6)
+    with pytest.raises(InputError, match=rf"{name}'?: (JPEG|PNG) file is truncated"):
+        read_image(tmp_path / name)
+
+
+def test_image_stem_strips_only_the_image_suffix():
+    assert image_stem("a/skull.nii.gz") == "skull"
+    assert image_stem("pat.visit1.jpg") == "pat.visit1"
+    assert image_stem("scan.mhd") == "scan"
+    assert image_stem("series_folder") == "series_folder"
 
 
 def test_single_slice_volume_becomes_2d_or_is_refused_as_3d(tmp_path):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
+from LandmarkCoreLib.batch import iter_records
 from LandmarkCoreLib.errors import Cancelled, InputError, ModelFileError
 from LandmarkCoreLib.images import write_image
 from LandmarkCoreLib.landmarks import LandmarkSet
@@ -183,11 +184,12 @@ def test_cli_records_a_failing_target_and_keeps_the_others(tiny_model, tmp_path)
         ["detect", "-m", str(tiny_model), "-o", str(out), "--progress-format", "jsonl", str(tmp_path / "in")]
     )
     assert code == 1
-    log = json.loads((out / "detection_log_oneshot.json").read_text())
-    status = {r["target"].split("/")[-1]: r for r in log["targets"]}
-    assert status["empty.nii.gz"]["status"] == "failed" and "not found" in status["empty.nii.gz"]["error"]
-    assert status["flat.nii.gz"]["status"] == "failed" and "3D" in status["flat.nii.gz"]["error"]
-    assert status["good.nii.gz"]["status"] == "ok"
+    status = {Path(r["input"]).name: r for r in iter_records(out)}
+    assert set(status) == {"good.nii.gz", "empty.nii.gz", "flat.nii.gz"}
+    assert status["empty.nii.gz"]["status"] == "failed" and "not found" in status["empty.nii.gz"]["reason"]
+    assert status["flat.nii.gz"]["status"] == "failed" and "3D" in status["flat.nii.gz"]["reason"]
+    assert status["good.nii.gz"]["status"] == "done"
+    assert 1 <= len(status["good.nii.gz"]["centre_iterations"]) <= 8
     assert (out / "good.mrk.json").exists() and (out / "good_qc.png").exists()
     assert not (out / "empty.mrk.json").exists()
 
