@@ -3,10 +3,9 @@ validate on another, detect the third (scanned in another pose) through the CLI.
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
+from LandmarkCoreLib.batch import iter_records
 from LandmarkCoreLib.datasets import mouse_skull_subjects
 from LandmarkCoreLib.landmarks import read_landmarks
 from OneShotLandmarksLib import cli
@@ -64,6 +63,6 @@ def test_train_and_detect_three_mouse_skulls(data_root, tmp_path):
     assert rotation_angle_deg(np.eye(3), u @ vt) > 20
     assert len(detected) == 45
     assert errors.mean() < 0.6, errors
-    log = json.loads((out / "detection_log_oneshot.json").read_text())
-    assert 1 <= len(log["targets"][0]["centre_iterations"]) <= 8
+    (record,) = iter_records(out)
+    assert record["status"] == "done" and 1 <= len(record["centre_iterations"]) <= 8
     assert (out / f"{TARGET}_qc.png").exists()
