@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from KneeLandmarksLib.cli import main
 from KneeLandmarksLib.pipeline import default_model_path
-from LandmarkCoreLib.landmarks import read_landmarks
+from LandmarkCoreLib.landmarks import LandmarkSet, read_landmarks, write_landmarks
 
 
 @pytest.fixture(scope="module")
@@ -95,33 +95,37 @@ def test_no_refine_gives_the_two_stage_answer_of_a_refined_model(trained_model, 
     assert np.abs(points["refined"] - points["two_stage"]).max() > 1e-3
 
 
-def test_evaluate_reports_the_knee_radii(trained_model, blob_dataset, tmp_path, capsys):
-    outdir = tmp_path / "det"
-    main(
-        [
-            "detect",
-            "-m",
-            str(trained_model),
-            "-o",
-            str(outdir),
-            *map(str, (blob_dataset / "images").glob("*.png")),
-        ]
-    )
-    capsys.readouterr()
-    main(
+def test_evaluate_reports_the_knee_radii(blob_dataset, tmp_path, capsys):
+    """Predictions 0.8 mm (left blob) and 3.5 mm (right blob) off the truth: every number is known."""
+    predictions = tmp_path / "pred"
+    for truth_file in sorted((blob_dataset / "landmarks").glob("*.mrk.json")):
+        truth = read_landmarks(truth_file)
+        moved = LandmarkSet(truth.labels, truth.points + np.array([[0.8, 0.0, 0.0], [0.0, 3.5, 0.0]]))
+        write_landmarks(predictions / truth_file.name, moved)
+    code = main(
         [
             "evaluate",
             "--predictions",
-            str(outdir),
+            str(predictions),
             "--truth",
             str(blob_dataset / "landmarks"),
             "--output",
             str(tmp_path / "report"),
         ]
     )
-    table = (tmp_path / "report" / "table.md").read_text()
-    for radius in ("1.5", "2.5", "4"):
-        assert radius in table
+    assert code == 0
+    table = (tmp_path / "report" / "table.md").read_text().splitlines()
+    start = table.index(
+        "| landmark | n | missing | mean (mm) | median | SD | SDR<=1 (%) | SDR<=1.5 (%) | SDR<=2 (%) "
+        "| SDR<=2.5 (%) | SDR<=3 (%) | SDR<=4 (%) |"
+    )
+    assert table[start + 2 :] == [
+        "| left blob | 8 | 0 | 0.80 | 0.80 | 0.00 | 100.0 | 100.0 | 100.0 | 100.0 | 100.0 | 100.0 |",
+        "| right blob | 8 | 0 | 3.50 | 3.50 | 0.00 | 0.0 | 0.0 | 0.0 | 0.0 | 0.0 | 100.0 |",
+        "| all | 16 | 0 | 2.15 | 2.15 | 1.35 | 50.0 | 50.0 | 50.0 | 50.0 | 50.0 | 100.0 |",
+    ]
+    assert "- outliers (> 10 mm): 0.0%" in table
+    assert capsys.readouterr().out.splitlines()[-1] == f"report written to {tmp_path / 'report'}"
 
 
 def test_bad_input_is_a_message_and_exit_code_2(tmp_path, capsys):
