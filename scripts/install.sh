@@ -9,7 +9,8 @@ PYTHON=${PYTHON:-python3}
 # shellcheck disable=SC1091
 source .venv/bin/activate
 python -c "import torch" 2>/dev/null || pip install --quiet --disable-pip-version-check "torch==2.13.0"
-pip install --quiet --disable-pip-version-check -e ".[test]"
+# .[dask]: the tests run batches on a real local Dask cluster (detect --workers / --scheduler)
+pip install --quiet --disable-pip-version-check -e ".[test,dask]"
 # The KNEEL authors' building blocks, the reference implementation a knee test compares our network
 # with. Only its torch modules are used; its declared requirements (TensorFlow, torchvision, another
 # torch) are not, and would break this environment, hence --no-deps.
