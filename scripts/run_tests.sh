@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
+bash scripts/install_web.sh  # browser front end: Testing/web (Playwright on Debian's chromium)
 source .venv/bin/activate
 ruff check .
 ruff format --check .
