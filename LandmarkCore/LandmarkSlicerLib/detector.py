@@ -38,6 +38,7 @@ class DetectorInputs:
     outputNode: Any = None
     batchInputFolder: Path | None = None
     batchOutputFolder: Path | None = None
+    batchWorkers: int = 0  # > 0: the batch runs on a local Dask cluster of that many processes
 
     @classmethod
     def fromParameterNode(cls, parameterNode: Any) -> DetectorInputs:
@@ -54,7 +55,9 @@ class DetectorParameterFields:
     """The parameter-node fields of every 2D detector module; a module's parameter node derives from it.
 
     Node fields are Optional (typing.Optional/Union: Slicer's wrapper recognises those): an unset node
-    is written as None, which a Union without None refuses ("Unable to write value 'None'").
+    is written as None, which a Union without None refuses ("Unable to write value 'None'"). A module
+    adds ``batchWorkers: BatchWorkers = 0`` (``parameters.batch_workers_annotation()``; it needs
+    Slicer's wrapper, which this Qt-free file does not import).
     """
 
     inputVolume: Optional[Union[slicer.vtkMRMLScalarVolumeNode, slicer.vtkMRMLVectorVolumeNode]]  # noqa: UP007, UP045
@@ -130,7 +133,8 @@ class DetectorLogic(SceneLogic):
     def startBatchDetection(self, inputs: DetectorInputs) -> tasks.BackgroundTask:
         """Detect on every image of ``inputs.batchInputFolder`` with the loaded model, in a child process.
 
-        The task's result is a :class:`~LandmarkSlicerLib.tasks.BatchSummary` (written, failed).
+        With ``batchWorkers`` > 0 the CLI runs the images on a local Dask cluster of that many worker
+        processes. The task's result is a :class:`~LandmarkSlicerLib.tasks.BatchSummary` (written, failed).
         """
         if self.modelPath is None:
             raise InputError("model", "load a model first")
@@ -142,7 +146,8 @@ class DetectorLogic(SceneLogic):
         def finish(result):
             return tasks.batch_summary(images, outputFolder, suffixes, result, started)
 
-        arguments = ["-m", self.modelPath, "-o", outputFolder, *images]
+        workers = tasks.executor_arguments(inputs.batchWorkers)
+        arguments = ["-m", self.modelPath, *workers, "-o", outputFolder, *images]
         return tasks.start_cli_task(
             f"{self.LIB}.cli",
             "detect",

@@ -59,6 +59,13 @@ def ensure_torch(module_title: str) -> bool:
     return True
 
 
+def batch_packages(packages: dict[str, str], workers: int) -> dict[str, str]:
+    """``packages`` plus dask.distributed when a batch runs on ``workers`` > 0 worker processes."""
+    from .tasks import DASK_PACKAGES
+
+    return {**packages, **DASK_PACKAGES} if workers else dict(packages)
+
+
 def ensure_dependencies(module_title: str, packages: dict[str, str]) -> bool:
     """torch (through the PyTorch extension) and the other ``{import name: pip name}`` packages the
     module's Lib needs beyond what Slicer ships; each install only after the user confirmed it."""

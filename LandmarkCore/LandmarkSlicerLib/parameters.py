@@ -62,6 +62,17 @@ def _annotation(spec) -> Any:
     return Annotated[base, Minimum(spec.minimum) if spec.minimum is not None else Maximum(spec.maximum)]
 
 
+def batch_workers_annotation() -> Any:
+    """The ``batchWorkers`` field of a module's parameter node: 0 (one process) to the most offered."""
+    from typing import Annotated
+
+    from slicer.parameterNodeWrapper import WithinRange
+
+    from .tasks import MAX_WORKERS
+
+    return Annotated[int, WithinRange(0, MAX_WORKERS)]
+
+
 def setting_fields(cls: type, names: Iterable[str] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """(annotations, defaults) of the parameter-node fields for ``cls``'s settings (all, or ``names``)."""
     annotations, defaults = {}, {}

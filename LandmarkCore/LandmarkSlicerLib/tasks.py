@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from LandmarkCoreLib import jobs
-from LandmarkCoreLib.errors import LandmarkError
+from LandmarkCoreLib.errors import InputError, LandmarkError
 
 
 def python_executable() -> str:
@@ -95,6 +95,20 @@ def start_cli_task(
     )
     logging.info("Starting: %s", " ".join(command))
     return BackgroundTask(job.start(), finish, folder)
+
+
+#: The ``{import name: pip name}`` a batch on worker processes needs (the ``--workers`` executor).
+DASK_PACKAGES = {"distributed": "dask[distributed]"}
+#: Most local worker processes the modules offer (a batch runs ``--workers N`` when N > 0).
+MAX_WORKERS = 64
+
+
+def executor_arguments(workers: int) -> list[str]:
+    """The ``detect`` flags that run a batch on a local Dask cluster of ``workers`` processes;
+    none for 0 (the CLI's default: every input in its own process, one after another)."""
+    if not 0 <= int(workers) <= MAX_WORKERS:
+        raise InputError("batch workers", f"{workers} is not in [0, {MAX_WORKERS}]")
+    return ["--workers", str(int(workers))] if workers else []
 
 
 #: Exit statuses a batch CLI may end with after writing some results (1: some inputs failed,

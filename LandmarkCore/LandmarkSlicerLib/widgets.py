@@ -112,7 +112,8 @@ class DetectorWidget(ModuleWidget):
             self._monitor.status(" ".join([found, *notices, gui.device_notice("auto")]))
 
     def onBatchDetect(self) -> None:
-        if not gui.ensure_dependencies(self.moduleName, self.libPackages):
+        packages = gui.batch_packages(self.libPackages, self._parameterNode.batchWorkers)
+        if not gui.ensure_dependencies(self.moduleName, packages):
             return
         with slicer.util.tryWithErrorDisplay("Batch detection cannot start.", waitCursor=True):
             inputs = self._inputs()

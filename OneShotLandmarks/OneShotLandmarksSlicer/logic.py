@@ -68,7 +68,8 @@ class TrainingInputs:
 
 @dataclass
 class DetectionInputs:
-    """One target volume, or (``inputFolder``/``outputFolder``) every volume of a folder."""
+    """One target volume, or (``inputFolder``/``outputFolder``) every volume of a folder, on
+    ``batchWorkers`` local Dask worker processes when > 0."""
 
     targetVolume: Any = None
     method: str = "oneshot"
@@ -76,11 +77,13 @@ class DetectionInputs:
     outputNode: Any = None
     inputFolder: pathlib.Path | None = None
     outputFolder: pathlib.Path | None = None
+    batchWorkers: int = 0
 
     @classmethod
     def fromParameterNode(cls, parameterNode: Any) -> DetectionInputs:
         p = parameterNode
-        return cls(p.targetVolume, p.method, p.device, None, p.batchInputFolder, p.batchOutputFolder)
+        folders = (p.batchInputFolder, p.batchOutputFolder)
+        return cls(p.targetVolume, p.method, p.device, None, *folders, p.batchWorkers)
 
 
 @dataclass
@@ -333,7 +336,8 @@ class OneShotLandmarksLogic(SceneLogic):
         def finish(result):
             return tasks.batch_summary(volumes, outputFolder, VOLUME_SUFFIXES, result, started)
 
-        arguments = [*self._detectionFlags(inputs), "-o", outputFolder, inputs.inputFolder]
+        workers = tasks.executor_arguments(inputs.batchWorkers)
+        arguments = [*self._detectionFlags(inputs), *workers, "-o", outputFolder, inputs.inputFolder]
         return tasks.start_cli_task(
             CLI_MODULE, "detect", arguments, self._packages(), finish, success_codes=tasks.BATCH_EXIT_CODES
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pathlib
 from typing import Annotated, Optional
 
-from LandmarkSlicerLib.parameters import setting_fields
+from LandmarkSlicerLib.parameters import batch_workers_annotation, setting_fields
 from OneShotLandmarksLib.config import TrainingConfig
 from slicer import (
     vtkMRMLMarkupsFiducialNode,
@@ -36,6 +36,7 @@ _SELECTIONS = {
     "method": (Annotated[str, Choice(list(METHODS))], METHODS[0]),
     "batchInputFolder": (pathlib.Path, pathlib.Path()),
     "batchOutputFolder": (pathlib.Path, pathlib.Path()),
+    "batchWorkers": (batch_workers_annotation(), 0),
     "detectedLandmarks": (Optional[vtkMRMLMarkupsFiducialNode], None),  # noqa: UP045
     "groundTruthLandmarks": (Optional[vtkMRMLMarkupsFiducialNode], None),  # noqa: UP045
     "errorTable": (Optional[vtkMRMLTableNode], None),  # noqa: UP045

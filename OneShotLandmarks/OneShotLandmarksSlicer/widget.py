@@ -84,8 +84,8 @@ class OneShotLandmarksWidget(ModuleWidget):
         self.ui.evaluateButton.enabled = bool(p.detectedLandmarks and p.groundTruthLandmarks)
 
     # -- actions ------------------------------------------------------------------------------
-    def _ready(self) -> bool:
-        return gui.ensure_dependencies(self.moduleName, LIB_PACKAGES)
+    def _ready(self, workers: int = 0) -> bool:
+        return gui.ensure_dependencies(self.moduleName, gui.batch_packages(LIB_PACKAGES, workers))
 
     def _deviceNotice(self) -> str:
         return gui.device_notice(self._parameterNode.device)
@@ -135,9 +135,9 @@ class OneShotLandmarksWidget(ModuleWidget):
             slicer.modules.markups.logic().JumpSlicesToLocation(*centre, True)
 
     def onBatchDetect(self) -> None:
-        if not self._ready():
-            return
         p = self._parameterNode
+        if not self._ready(p.batchWorkers):
+            return
         with slicer.util.tryWithErrorDisplay("Batch detection cannot start.", waitCursor=True):
             task = self.logic.startBatchDetection(DetectionInputs.fromParameterNode(p), p.modelPath)
             self._monitor.run(task, f"Batch detection... {self._deviceNotice()}", self._monitor.status)

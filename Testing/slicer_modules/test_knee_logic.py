@@ -8,6 +8,7 @@ same file, in the right place, and that bad input is refused without touching th
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -134,8 +135,19 @@ def test_batch_detection_runs_the_cli_in_a_child_process(random_model_path, ceph
         sitk.WriteImage(small, str(folder / f"{name}.nrrd"))
     logic = KneeLandmarksLogic()
     logic.loadModel(KneeInputs(modelSource="model file", modelPath=random_model_path))
-    batch = KneeInputs(batchInputFolder=folder, batchOutputFolder=tmp_path / "out")
-    summary = logic.startBatchDetection(batch).wait(timeout=300)
-    assert summary.failed == [] and [p.name for p in summary.written] == ["a.mrk.json", "b.mrk.json"]
-    for name in ("a", "b"):
-        assert len(read_landmarks(tmp_path / "out" / f"{name}.mrk.json")) == 19
+    results = {}
+    for workers in (0, 2):  # one process; the advanced setting: a local Dask cluster of 2 workers
+        out = tmp_path / f"out{workers}"
+        batch = KneeInputs(batchInputFolder=folder, batchOutputFolder=out, batchWorkers=workers)
+        task = logic.startBatchDetection(batch)
+        assert ("--workers" in task.job.command) == (workers > 0)
+        summary = task.wait(timeout=300)
+        assert summary.failed == [] and [p.name for p in summary.written] == ["a.mrk.json", "b.mrk.json"]
+        results[workers] = [read_landmarks(out / f"{name}.mrk.json").points for name in ("a", "b")]
+        assert all(len(points) == 19 for points in results[workers])
+        log = [json.loads(line) for line in (out / "batch_log.jsonl").read_text().splitlines()]
+        assert {r["status"] for r in log} == {"done"}
+        assert all(r["worker"].startswith("tcp://127.0.0.1:") == (workers > 0) for r in log), log
+    np.testing.assert_allclose(results[2], results[0], atol=1e-3)  # mm
+    with pytest.raises(InputError, match="batch workers"):
+        logic.startBatchDetection(replace(batch, batchWorkers=-1))
