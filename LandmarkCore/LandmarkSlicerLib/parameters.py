@@ -41,6 +41,11 @@ def _derivable(spec) -> bool:
     return spec.optional and spec.type in (int, float) and not spec.is_list and spec.minimum is not None
 
 
+def derivable_parameters(cls: type) -> dict[str, str]:
+    """``{parameter-node field: setting name}`` of ``cls``'s numbers that may be left to be derived."""
+    return {parameter_name(spec.name): spec.name for spec in setting_specs(cls) if _derivable(spec)}
+
+
 def _annotation(spec) -> Any:
     from typing import Annotated
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import vtk
 from LandmarkCoreLib.errors import InputError
-from LandmarkCoreLib.settings import setting_arguments, validate_settings
+from LandmarkCoreLib.settings import setting_arguments, settings_to_dict, validate_settings
 from LandmarkSlicerLib import scene as scene_helpers
 from LandmarkSlicerLib import tasks
 from LandmarkSlicerLib.logic import SceneLogic
@@ -32,6 +32,12 @@ from OneShotLandmarksLib.config import TrainingConfig
 CLI_MODULE = "OneShotLandmarksLib.cli"
 #: Volume files a batch reads (the CLI's own list).
 VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+
+
+def _setting_text(value: Any) -> str:
+    """A setting's value as the Model section shows it (lists space-separated, numbers short)."""
+    items = value if isinstance(value, list) else [value]
+    return " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in items)
 
 
 @dataclass
@@ -239,20 +245,41 @@ class OneShotLandmarksLogic(SceneLogic):
         return self.model
 
     @staticmethod
-    def describeModel(model) -> str:
+    def derivedSettings(model) -> dict[str, Any]:
+        """The settings (training and detection) that ``model`` derived from its SOI, as its file
+        records them: ``{setting name: value}``, empty for a model whose settings were all given."""
+        derivation = getattr(model, "derivation", {})  # absent from models of older releases
+        values = {**settings_to_dict(model.training), **settings_to_dict(model.detection)}
+        return {name: values[name] for name in derivation.get("derived", ())}
+
+    @classmethod
+    def describeModel(cls, model) -> str:
         """What a model was trained on, for the Model section."""
         summary = model.training_summary
         loss = summary.get("best_validation_loss")
         labels = model.landmarks.labels
-        return "\n".join(
-            [
-                f"{len(model.landmarks)} landmarks from '{model.landmarks.name or 'reference'}' "
-                f"({', '.join(labels[:6])}{', ...' if len(labels) > 6 else ''})",
-                f"working spacing {model.training.working_spacing_mm:g} mm, cube {model.cube_size} voxels",
-                f"{summary.get('epochs', '?')} epochs, best validation loss "
-                + (f"{loss:.4f} (epoch {summary.get('best_epoch')})" if loss is not None else "unknown"),
-            ]
-        )
+        lines = [
+            f"{len(model.landmarks)} landmarks from '{model.landmarks.name or 'reference'}' "
+            f"({', '.join(labels[:6])}{', ...' if len(labels) > 6 else ''})",
+            f"working spacing {model.training.working_spacing_mm:g} mm, cube {model.cube_size} voxels",
+            f"{summary.get('epochs', '?')} epochs, best validation loss "
+            + (f"{loss:.4f} (epoch {summary.get('best_epoch')})" if loss is not None else "unknown"),
+        ]
+        derived = cls.derivedSettings(model)
+        if derived:
+            scale = model.derivation
+            lines.append(
+                f"derived from the SOI (radius {scale['soi_radius_mm']:.3g} mm, voxels "
+                f"{scale['voxel_mm']:.3g} mm): "
+                + ", ".join(f"{name} {_setting_text(value)}" for name, value in derived.items())
+            )
+        cost = getattr(model, "derivation", {}).get("cost")
+        if cost:
+            lines.append(
+                f"estimated before training: {cost['training_bytes'] / 2**30:.2f} GB, "
+                f"{cost['epoch_seconds']:.0f} s per epoch; detection {cost['detection_bytes'] / 2**30:.2f} GB"
+            )
+        return "\n".join(lines)
 
     # -- background (CLI child process) -------------------------------------------------------
     @staticmethod

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import slicer
 from LandmarkSlicerLib import gui
+from LandmarkSlicerLib.parameters import derivable_parameters
 from LandmarkSlicerLib.scene import path_is_set
 from LandmarkSlicerLib.widgets import ModuleWidget
+from OneShotLandmarksLib.config import TrainingConfig
 
 from .logic import DetectionInputs, OneShotLandmarksLogic, TrainingInputs
 
@@ -17,6 +19,10 @@ class OneShotLandmarksWidget(ModuleWidget):
     """Thin GUI: every action builds the Logic's inputs from the parameter node."""
 
     logicClass = OneShotLandmarksLogic
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self._autoTexts: dict[str, str] = {}  # the .ui's text of each 'auto' spin box
 
     def setup(self) -> None:
         self.loadPanel(["trainButton", "loadModelButton", "detectButton", "batchDetectButton"])
@@ -99,8 +105,23 @@ class OneShotLandmarksWidget(ModuleWidget):
 
     def _onModelReady(self, model) -> None:
         self.ui.modelInfoLabel.text = self.logic.describeModel(model)
+        self._showDerivedSettings(model)
         self._monitor.status(f"Model ready: {self.logic.modelPath}.")
         self._updateGui()
+
+    def _showDerivedSettings(self, model) -> None:
+        """Advanced spin boxes left at 'auto' show what this model derived ('auto (this model: 2 mm)')."""
+        derived = self.logic.derivedSettings(model)
+        settings = derivable_parameters(TrainingConfig)
+        for spinBox in vars(self.ui).values():
+            setting = settings.get(str(spinBox.property("SlicerParameterName") or ""))
+            if setting is None:
+                continue
+            autoText = self._autoTexts.setdefault(setting, spinBox.specialValueText)
+            value = derived.get(setting)
+            spinBox.specialValueText = (
+                autoText if value is None else f"auto (this model: {value:g}{spinBox.suffix})"
+            )
 
     def onLoadModel(self) -> None:
         if not self._ready():
