@@ -1,24 +1,23 @@
 """Algorithm 1: one-shot training of the shallow U-Net on randomly rotated/translated reference slices.
 
-Early stopping on the BCE of the 3 orthogonal slice stacks of the validation image (patience), best
-weights kept. A checkpoint after every epoch makes training resumable and cancellable without losing
-finished epochs. Randomness is drawn from (seed, epoch), so a resumed run repeats the same samples.
+The epochs run in the shared loop (:mod:`LandmarkCoreLib.training_loop`): early stopping on the BCE of the
+3 orthogonal slice stacks of the validation image (patience), best weights kept; a checkpoint after every
+epoch makes training resumable and cancellable without losing finished epochs. Randomness is drawn from
+(seed, epoch), so a resumed run repeats the same samples.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import SimpleITK as sitk
 import torch
 from LandmarkCoreLib.device import select_device
-from LandmarkCoreLib.errors import InputError
-from LandmarkCoreLib.modelfile import ModelFile, load_model_file, save_model_file
 from LandmarkCoreLib.progress import CancelToken, ProgressCallback, no_progress
+from LandmarkCoreLib.training_loop import LoopSettings, TrainingTask, UnitReport, run_training
 from torch import nn
 
 from .config import TrainingConfig
@@ -83,61 +82,52 @@ def _loss(net: nn.Module, x: np.ndarray, y: np.ndarray, batch: int, device: torc
     return total / y.size
 
 
-def _train_epoch(
-    net,
-    optimiser,
-    data: TrainingData,
-    config: TrainingConfig,
-    epoch: int,
-    device: torch.device,
-    cancel: CancelToken | None,
-) -> float:
-    rng = np.random.default_rng([config.seed, epoch])
-    torch.manual_seed(config.seed * 100003 + epoch)
-    net.train()
-    losses = []
-    axes = image_axes(data.reference)
-    for _ in range(config.volumes_per_epoch):
-        rotation, translation = random_pose(rng, config.max_rotation_deg, config.max_translation_mm)
+class UNetTraining(TrainingTask):
+    """Epochs of slices from randomly posed reference patches; validation BCE on the validation image."""
+
+    def __init__(self, data: TrainingData, config: TrainingConfig, device: torch.device) -> None:
+        self.data, self.config, self.device = data, config, device
+        self.network = ShallowUNet(config.width).to(device)
+        self.optimiser = torch.optim.Adam(self.network.parameters(), lr=config.learning_rate)
         grid = PatchGrid(
-            data.reference_centre + translation, rotation @ axes, config.working_spacing_mm, (data.size,) * 3
+            data.validation_centre, image_axes(data.validation), config.working_spacing_mm, (data.size,) * 3
         )
-        x, y = slices_and_labels(data.reference, data.reference_soi, grid)
-        for xb, yb in _batches(x, y, config.batch_size, rng.permutation(len(x))):
-            if cancel:
-                cancel.check()
-            loss = nn.functional.binary_cross_entropy_with_logits(net(xb.to(device)), yb.to(device))
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            losses.append(loss.item())
-    return float(np.mean(losses))
+        self.val_x, self.val_y = slices_and_labels(data.validation, data.validation_soi, grid)
 
+    def step(self, index: int, report: UnitReport) -> dict[str, float]:
+        config, data = self.config, self.data
+        for group in self.optimiser.param_groups:
+            group["lr"] = config.learning_rate * config.lr_decay_per_epoch**index
+        rng = np.random.default_rng([config.seed, index])
+        torch.manual_seed(config.seed * 100003 + index)
+        self.network.train()
+        losses = []
+        axes = image_axes(data.reference)
+        for volume in range(config.volumes_per_epoch):
+            rotation, translation = random_pose(rng, config.max_rotation_deg, config.max_translation_mm)
+            grid = PatchGrid(
+                data.reference_centre + translation,
+                rotation @ axes,
+                config.working_spacing_mm,
+                (data.size,) * 3,
+            )
+            x, y = slices_and_labels(data.reference, data.reference_soi, grid)
+            for xb, yb in _batches(x, y, config.batch_size, rng.permutation(len(x))):
+                logits = self.network(xb.to(self.device))
+                loss = nn.functional.binary_cross_entropy_with_logits(logits, yb.to(self.device))
+                self.optimiser.zero_grad()
+                loss.backward()
+                self.optimiser.step()
+                losses.append(loss.item())
+                report(volume / config.volumes_per_epoch, f"train {np.mean(losses):.4f}")
+        return {"train_loss": float(np.mean(losses))}
 
-def _save_checkpoint(
-    path, config: TrainingConfig, inputs: str, state: TrainingState, net, optimiser, best
-) -> None:
-    save_model_file(
-        path,
-        ModelFile(
-            kind=CHECKPOINT_KIND,
-            config={"training": config.to_dict(), "inputs": inputs, "state": state.__dict__},
-            tensors={"weights": net.state_dict(), "optimiser": optimiser.state_dict(), "best_weights": best},
-        ),
-    )
+    def evaluate(self, index: int) -> dict[str, float]:
+        batch = 2 * self.config.batch_size
+        return {"validation_loss": _loss(self.network, self.val_x, self.val_y, batch, self.device)}
 
-
-def _resume(path, config: TrainingConfig, inputs: str, net, optimiser) -> tuple[TrainingState, dict]:
-    checkpoint = load_model_file(path, CHECKPOINT_KIND)
-    if checkpoint.config["training"] != config.to_dict() or checkpoint.config.get("inputs") != inputs:
-        raise InputError(
-            f"checkpoint '{path}'",
-            "was written with other training settings or other images; "
-            "delete it or give another checkpoint path",
-        )
-    net.load_state_dict(checkpoint.tensors["weights"])
-    optimiser.load_state_dict(checkpoint.tensors["optimiser"])
-    return TrainingState(**checkpoint.config["state"]), checkpoint.tensors["best_weights"]
+    def describe(self, metrics: dict[str, float]) -> str:
+        return f"train {metrics['train_loss']:.4f} validation {metrics['validation_loss']:.4f}"
 
 
 def train_network(
@@ -148,39 +138,16 @@ def train_network(
     checkpoint_path: str | os.PathLike | None = None,
 ) -> tuple[ShallowUNet, TrainingState]:
     """Train until the validation loss stops decreasing for ``patience`` epochs; return the best net."""
-    device = select_device(config.device)
     torch.manual_seed(config.seed)
-    net = ShallowUNet(config.width).to(device)
-    optimiser = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
-    state, best = TrainingState(), {k: v.detach().clone() for k, v in net.state_dict().items()}
-    inputs = data.fingerprint()
-    if checkpoint_path and os.path.exists(checkpoint_path):
-        state, best = _resume(checkpoint_path, config, inputs, net, optimiser)
-        progress(state.epoch / config.max_epochs, f"resumed at epoch {state.epoch}")
-    validation_grid = PatchGrid(
-        data.validation_centre, image_axes(data.validation), config.working_spacing_mm, (data.size,) * 3
+    task = UNetTraining(data, config, select_device(config.device))
+    settings = LoopSettings(
+        total=config.max_epochs,
+        checkpoint=checkpoint_path,
+        checkpoint_kind=CHECKPOINT_KIND,
+        run_config={"training settings": config.to_dict(), "images": data.fingerprint()},
+        monitor="validation_loss",
+        patience=config.patience,
     )
-    val_x, val_y = slices_and_labels(data.validation, data.validation_soi, validation_grid)
-    while state.epoch < config.max_epochs and state.epochs_without_improvement < config.patience:
-        started = time.perf_counter()
-        for group in optimiser.param_groups:
-            group["lr"] = config.learning_rate * config.lr_decay_per_epoch**state.epoch
-        train_loss = _train_epoch(net, optimiser, data, config, state.epoch, device, cancel)
-        val_loss = _loss(net, val_x, val_y, 2 * config.batch_size, device)
-        if val_loss < state.best_loss:
-            state.best_loss, state.best_epoch, state.epochs_without_improvement = val_loss, state.epoch, 0
-            best = {k: v.detach().clone() for k, v in net.state_dict().items()}
-        else:
-            state.epochs_without_improvement += 1
-        state.seconds += time.perf_counter() - started
-        state.history.append({"epoch": state.epoch, "train_loss": train_loss, "validation_loss": val_loss})
-        state.epoch += 1
-        if checkpoint_path:
-            _save_checkpoint(checkpoint_path, config, inputs, state, net, optimiser, best)
-        progress(
-            state.epoch / config.max_epochs,
-            f"epoch {state.epoch}: train {train_loss:.4f} validation {val_loss:.4f}"
-            f" (best {state.best_loss:.4f})",
-        )
-    net.load_state_dict(best)
-    return net.eval(), state
+    loop = run_training(task, settings, progress, cancel)
+    state = TrainingState(loop.done, loop.best, loop.best_index, loop.since_best, loop.history, loop.seconds)
+    return task.network.eval(), state
