@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from LandmarkCoreLib.commandline import (
     add_batch_arguments,
+    finite_float,
     number_in,
     positive_int,
     run_command,
@@ -85,7 +86,7 @@ def _add_detect(sub) -> None:
     p.add_argument("-m", "--model", type=Path, help="'face-model' file (default: the bundled model)")
     p.add_argument(
         "--box",
-        type=float,
+        type=finite_float,
         nargs=4,
         metavar=("X0", "Y0", "X1", "Y1"),
         help="face box in physical (column, row) coordinates; default: the whole image",

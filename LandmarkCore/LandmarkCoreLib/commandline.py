@@ -19,7 +19,7 @@ from .batch import (
     require_writable_folder,
     run_batch,
 )
-from .errors import LandmarkError
+from .errors import InputError, LandmarkError
 from .progress import ProgressCallback, json_lines_progress, tqdm_progress
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_USER_ERROR", "add_batch_arguments", "run_command", "run_detect_batch"]
@@ -83,6 +83,7 @@ def number_in(kind: type, minimum: float, maximum: float) -> Callable[[str], flo
 
 positive_int = number_in(int, 1, 10**6)
 positive_float = number_in(float, 1e-6, 1e6)
+finite_float = number_in(float, -1e9, 1e9)
 
 
 def progress_for(args: argparse.Namespace, description: str) -> ProgressCallback:
@@ -95,7 +96,13 @@ def run_detect_batch(args: argparse.Namespace, detector: Detector, suffixes: Seq
     items, unusable = plan_batch(args.inputs, suffixes)
     require_writable_folder(args.output)
     if args.workers or args.scheduler:
-        from .dask_executor import DaskExecutor
+        try:
+            from .dask_executor import DaskExecutor
+        except ImportError:
+            raise InputError(
+                "--workers/--scheduler",
+                "need dask.distributed: pip install 'slicer-landmark-detection[dask]'",
+            ) from None
 
         executor = DaskExecutor(workers=args.workers, scheduler=args.scheduler, threads=args.threads)
     else:

@@ -1,7 +1,8 @@
 """The batch runner's Dask executor: a local cluster of N worker processes, or an existing scheduler.
 
 Inputs and outputs are paths, so every worker must see the same storage (one machine, or a shared file
-system mounted at the same path). The detector (with its loaded model) is sent to each worker once. A
+system mounted at the same path). The detector (with its loaded model) is sent to each worker once, as a
+worker plugin, which the scheduler also gives to workers that join or restart later. A
 worker that dies has its inputs rerun elsewhere by the scheduler; an input that has killed
 ``ALLOWED_FAILURES + 1`` workers is recorded as failed. Needs the optional extra ``.[dask]``.
 """
@@ -11,31 +12,41 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import dask
+import distributed
+
 from .batch import BatchInput, Detector, run_one
 from .errors import InputError
 
-ALLOWED_FAILURES = (
-    2  # reruns of an input whose worker died (the scheduler's distributed.scheduler.allowed-failures)
-)
+#: Reruns of an input whose worker died (the scheduler's ``distributed.scheduler.allowed-failures``).
+ALLOWED_FAILURES = 2
+PLUGIN_NAME = "landmark-detector"
 
 
-def _distributed():
-    try:
-        import dask
-        import distributed
-    except ImportError:
-        raise InputError(
-            "--workers/--scheduler", "needs dask.distributed: pip install 'slicer-landmark-detection[dask]'"
-        ) from None
-    return dask, distributed
+class DetectorPlugin(distributed.WorkerPlugin):
+    """Holds the detector on a worker (a dask.distributed WorkerPlugin: ``setup`` is called once there)."""
+
+    name = PLUGIN_NAME
+
+    def __init__(self, detector: Detector) -> None:
+        self.detector = detector
+
+    def setup(self, worker) -> None:
+        """Nothing to prepare: the detector arrived with the plugin."""
+
+    def teardown(self, worker) -> None:
+        """Nothing to release."""
+
+
+def run_on_worker(item: BatchInput, output: Path, threads: int | None) -> dict:
+    """:func:`run_one` with the detector this worker was given once."""
+    return run_one(distributed.get_worker().plugins[PLUGIN_NAME].detector, item, output, threads)
 
 
 class DaskExecutor:
     """Runs :func:`~LandmarkCoreLib.batch.run_one` for each input as a Dask task."""
 
     def __init__(self, workers: int | None = None, scheduler: str | None = None, threads: int | None = None):
-        dask, distributed = _distributed()
-        self._distributed = distributed
         self._cluster = None
         if scheduler:
             self.name = f"dask scheduler {scheduler}"
@@ -64,22 +75,22 @@ class DaskExecutor:
     def map(
         self, detector: Detector, items: Sequence[BatchInput], output: Path, threads: int | None
     ) -> Iterator[tuple[BatchInput, dict]]:
-        shared = self._client.scatter(detector, broadcast=True, hash=False)
+        self._client.register_plugin(DetectorPlugin(detector), name=PLUGIN_NAME)
         by_key = {}
         for index, item in enumerate(items):
             future = self._client.submit(
-                run_one, shared, item, output, threads, key=f"detect-{index}-{item.stem}", pure=False
+                run_on_worker, item, output, threads, key=f"detect-{index}-{item.stem}", pure=False
             )
             by_key[future.key] = item
             self._futures.append(future)
-        for future in self._distributed.as_completed(self._futures):
+        for future in distributed.as_completed(self._futures):
             item = by_key[future.key]
             yield item, self._record(future, item, output, detector)
 
     def _record(self, future, item: BatchInput, output: Path, detector: Detector) -> dict:
         try:
             return future.result()
-        except self._distributed.KilledWorker as exc:
+        except distributed.KilledWorker as exc:
             reason = f"'{item.source}': killed {ALLOWED_FAILURES + 1} workers in a row ({exc}); not retried"
         except Exception as exc:  # noqa: BLE001 (a task that fails outside run_one is still one failed input)
             reason = f"'{item.source}': task failed on the cluster ({type(exc).__name__}: {exc})"
