@@ -74,7 +74,8 @@ def handler(sessions: Sessions) -> type:
                 self.send_error(503, str(error))
                 return
             self.send_response(302)
-            self.send_header("Location", f"http://{sessions.args.host}:{port}/index.html")
+            host = (self.headers.get("Host") or sessions.args.host).rsplit(":", 1)[0]
+            self.send_header("Location", f"http://{host}:{port}/index.html")
             self.end_headers()
 
         def log_message(self, *args) -> None:

@@ -134,8 +134,9 @@ class OneShotPage:
         ref_soi, ref_id = self.logic.createThresholdSoi(self.nodes["reference"], threshold)
         val_soi, val_id = self.logic.createThresholdSoi(validation, threshold)
         settings = TrainingConfig(max_epochs=int(state[f"{P}_epochs"]), width=int(state[f"{P}_width"]))
+        model = Path(tempfile.mkdtemp(dir=self.work)) / "model.pt"  # a cancelled run's checkpoint stays apart
         return TrainingInputs(self.nodes["reference"], self.nodes.get("landmarks"), ref_soi, ref_id,
-                              validation, val_soi, val_id, settings, self.work / "model.pt")  # fmt: skip
+                              validation, val_soi, val_id, settings, model)  # fmt: skip
 
     def train(self) -> None:
         def run():
@@ -155,7 +156,7 @@ class OneShotPage:
         self.session.state[f"{P}_message"] = "Trained: " + self.logic.describeModel(model).replace("\n", "; ")
 
     def cancel(self) -> None:
-        if self.task is not None:
+        if self.task is not None and not self.task.finished:
             self.task.cancel()
             self.session.state[f"{P}_message"] = "Cancelling ..."
 

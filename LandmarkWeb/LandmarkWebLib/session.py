@@ -27,6 +27,9 @@ def use_layer_dm() -> None:
         os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkOSOpenGLRenderWindow")
 
 
+IDLE_SECONDS = 120
+
+
 class Session:
     """The scene, views and helpers every page of one tab shares."""
 
@@ -142,6 +145,7 @@ def build(server: Any, data_folder: str | None, upload_limit_mb: float) -> Sessi
     server.enable_module(trame_slicer_module)
     session = Session(server, DataFolder(data_folder), Uploads(int(upload_limit_mb * 2**20)))
     pages = [OneShotPage(session), KneePage(session), FacePage(session)]
+    server.controller.on_server_exited.add(lambda **_: pages[0].cancel())
     state = server.state
     state.trame__title = "Landmark detection"
     state.page = pages[0].prefix
@@ -177,7 +181,11 @@ def main(argv: list[str] | None = None) -> None:
 
     server = get_server(client_type="vue3")
     build(server, args.data_folder, args.max_upload_mb)
-    server.start(port=args.port, host=args.host, open_browser=False, show_connection_info=False)
+    # The session ends IDLE_SECONDS after its tab closed (wslink's no-client timeout); a running job is
+    # cancelled then (OneShotPage.cancel on server exit).
+    server.start(
+        port=args.port, host=args.host, open_browser=False, show_connection_info=False, timeout=IDLE_SECONDS
+    )
 
 
 if __name__ == "__main__":
