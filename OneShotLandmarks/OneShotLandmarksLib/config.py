@@ -1,20 +1,19 @@
-"""Settings of training and detection, in physical units (mm, degrees), JSON-able for model files."""
+"""Settings of training and detection, in physical units (mm, degrees), JSON-able for model files.
+
+Every length left at None is derived from the structure of interest (SOI) and the reference's voxel size by
+:mod:`.scaling` when training starts (the mouse-skull figures are the special case of a 11.6 mm skull and
+0.141 mm voxels); an explicit value overrides. Model files store the resolved values.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 from typing import Any
 
 from LandmarkCoreLib.errors import InputError
-from LandmarkCoreLib.settings import setting
+from LandmarkCoreLib.settings import setting, settings_from_dict, settings_to_dict, validate_settings
 
-
-def _from_dict(cls, values: dict[str, Any], what: str):
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise InputError(what, f"unknown settings {', '.join(unknown)}")
-    return cls(**values)
+DERIVED = "None = derived from the SOI size and voxel size"
 
 
 @dataclass
@@ -23,12 +22,18 @@ class TrainingConfig:
     from the SOI radius and ``max_translation_mm`` so that a rotated, translated SOI never leaves the
     slices (the paper's "no missing pixels")."""
 
-    working_spacing_mm: float = setting(1.0, minimum=0.05, maximum=10.0, help="working grid spacing (mm)")
+    working_spacing_mm: float | None = setting(
+        None, minimum=0.05, maximum=50.0, help=f"working grid spacing (mm; mouse skull: 1.0; {DERIVED})"
+    )
     max_rotation_deg: float = setting(
         180.0, minimum=0.0, maximum=180.0, help="rotation per axis (180 = any pose; targets come in any pose)"
     )
-    max_translation_mm: float = setting(3.0, minimum=0.0, maximum=100.0, help="translation per axis (mm)")
-    margin_mm: float = setting(1.0, minimum=0.0, maximum=50.0, help="margin around the SOI (mm)")
+    max_translation_mm: float | None = setting(
+        None, minimum=0.0, maximum=500.0, help=f"translation per axis (mm; mouse skull: 3.0; {DERIVED})"
+    )
+    margin_mm: float | None = setting(
+        None, minimum=0.0, maximum=500.0, help=f"margin around the SOI (mm; mouse skull: 1.0; {DERIVED})"
+    )
     width: int = setting(64, minimum=4, maximum=256, help="U-Net channels at full resolution (paper: 64)")
     learning_rate: float = setting(
         1e-3, minimum=1e-6, maximum=1.0, help="Adam learning rate (paper: 0.1 in TF; see README)"
@@ -45,67 +50,96 @@ class TrainingConfig:
     patience: int = setting(4, minimum=1, maximum=1000, help="epochs without validation gain before stopping")
     seed: int = setting(0, minimum=0, maximum=2**31 - 1, help="random seed")
     device: str = setting("auto", choices=("auto", "cpu", "cuda"), help="where training runs")
+    memory_limit_gb: float | None = setting(
+        None, minimum=0.1, maximum=4096.0, help="refuse settings estimated above this (None = 75 % of RAM)"
+    )
+    time_limit_minutes: float = setting(
+        240.0, minimum=0.1, maximum=100000.0, help="refuse training estimated to take longer than this"
+    )
 
     def validate(self) -> None:
-        positive = (
-            "working_spacing_mm",
-            "width",
-            "learning_rate",
-            "batch_size",
-            "volumes_per_epoch",
-            "max_epochs",
-            "patience",
-        )
-        for name in positive:
-            if not getattr(self, name) > 0:
-                raise InputError(f"training setting '{name}'", f"must be > 0, got {getattr(self, name)}")
-        if not 0 <= self.max_rotation_deg <= 180 or self.max_translation_mm < 0:
-            raise InputError("training settings", "max_rotation_deg must be in [0, 180], translation >= 0")
+        validate_settings(self, "training setting")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return settings_to_dict(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainingConfig:
-        return _from_dict(cls, values, "training settings")
+        return settings_from_dict(cls, values, "training setting")
 
 
 @dataclass
 class DetectionConfig:
-    """Algorithm 2 (localization), rotation and registration settings."""
+    """Algorithm 2 (localization), rotation, plausibility and registration settings."""
 
-    max_iterations: int = 8
-    shift_threshold_mm: float = 0.5
-    min_mass_fraction: float = (
-        0.1  # joint probability mass / the reference's own mass below -> 'SOI not found'
+    max_iterations: int = setting(8, minimum=1, maximum=100, help="localization iterations at most")
+    shift_threshold_mm: float | None = setting(
+        None,
+        minimum=1e-3,
+        maximum=100.0,
+        help=f"localization stops below this shift (mm; mouse: 0.5; {DERIVED})",
     )
-    min_concentration_fraction: float = 0.25  # of the reference's joint-map concentration; below -> not found
-    near_equal_eigen_ratio: float = 1.15  # adjacent eigenvalues closer than this: try both axis orders
-    min_pose_similarity: float = 0.5  # best polished NCC below -> PoseNotFoundError (correct: 0.83-0.94)
-    polished_candidates: int = 12  # pose candidates (best raw NCC first) polished by rigid registration
-    registration_spacing_mm: float = 0.28
-    registration_margin_mm: float = 2.0  # patch = reference landmarks' box + margin
-    linear_transform: str = "similarity"  # 'rigid' (paper) or 'similarity' (rigid + isotropic scale)
-    linear_shrink_factors: list[int] = field(default_factory=lambda: [4, 2, 1])
-    linear_iterations: int = 100
-    demons_spacings_mm: list[float] = field(default_factory=lambda: [0.56, 0.28])
-    demons_iterations: list[int] = field(default_factory=lambda: [40, 20])
-    demons_smoothing_voxels: float = 1.5
-    inference_batch: int = 64
+    min_mass_fraction: float = setting(
+        0.1,
+        minimum=0.0,
+        maximum=1.0,
+        help="joint probability mass / the reference's below this: SOI not found",
+    )
+    min_concentration_fraction: float = setting(
+        0.25, minimum=0.0, maximum=1.0, help="of the reference's joint-map concentration; below: not found"
+    )
+    near_equal_eigen_ratio: float = setting(
+        1.15, minimum=1.0, maximum=10.0, help="adjacent eigenvalues closer than this: try both axis orders"
+    )
+    min_pose_similarity: float = setting(
+        0.5,
+        minimum=-1.0,
+        maximum=1.0,
+        help="best polished NCC below this: no pose found (correct: 0.83-0.94)",
+    )
+    max_scale_ratio: float = setting(
+        1.5, minimum=1.0, maximum=100.0, help="target SOI extent / reference's, per principal axis, at most"
+    )
+    check_handedness: bool = setting(True, help="refuse a target whose anatomy is mirrored (wrong header)")
+    polished_candidates: int = setting(
+        12, minimum=1, maximum=48, help="pose candidates polished by registration"
+    )
+    registration_spacing_mm: float | None = setting(
+        None, minimum=0.01, maximum=50.0, help=f"registration grid spacing (mm; mouse: 0.28; {DERIVED})"
+    )
+    registration_margin_mm: float | None = setting(
+        None, minimum=0.0, maximum=500.0, help=f"margin around the landmarks' box (mm; mouse: 2.0; {DERIVED})"
+    )
+    linear_transform: str = setting(
+        "similarity",
+        choices=("rigid", "similarity", "affine"),
+        help="'rigid' (paper), 'similarity' (+ isotropic scale) or 'affine'",
+    )
+    linear_shrink_factors: list[int] = setting([4, 2, 1], minimum=1, maximum=32, help="linear pyramid levels")
+    linear_iterations: int = setting(100, minimum=1, maximum=10000, help="linear optimiser iterations")
+    demons_spacings_mm: list[float] | None = setting(
+        None, minimum=0.01, maximum=100.0, help=f"demons levels (mm; mouse: 0.56 0.28; {DERIVED})"
+    )
+    demons_iterations: list[int] = setting(
+        [40, 20], minimum=0, maximum=1000, help="demons iterations per level"
+    )
+    demons_smoothing_voxels: float = setting(1.5, minimum=0.1, maximum=10.0, help="demons field smoothing")
+    inference_batch: int = setting(64, minimum=1, maximum=4096, help="slices per network call in detection")
 
     def validate(self) -> None:
-        if self.linear_transform not in ("rigid", "similarity"):
-            raise InputError("detection setting 'linear_transform'", "must be 'rigid' or 'similarity'")
-        if len(self.demons_spacings_mm) != len(self.demons_iterations):
+        validate_settings(self, "detection setting")
+        if self.demons_spacings_mm is not None and len(self.demons_spacings_mm) != len(
+            self.demons_iterations
+        ):
             raise InputError(
                 "detection settings", "demons_spacings_mm and demons_iterations differ in length"
             )
-        if self.max_iterations < 1 or self.shift_threshold_mm <= 0 or self.registration_spacing_mm <= 0:
-            raise InputError("detection settings", "iterations, threshold and spacing must be positive")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return settings_to_dict(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> DetectionConfig:
-        return _from_dict(cls, values, "detection settings")
+        config = settings_from_dict(cls, values, "detection setting")
+        config.validate()
+        return config

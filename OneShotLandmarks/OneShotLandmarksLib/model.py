@@ -52,6 +52,8 @@ class OneShotModel:
     reference_soi_patch: np.ndarray  # SOI mask on the working grid (z, y, x)
     registration_patch: sitk.Image  # prepared reference image around the landmarks, registration spacing
     landmarks: LandmarkSet
+    reference_mirror: np.ndarray  # (3, 3) reflection across the reference's symmetry plane (about its centre)
+    derivation: dict[str, Any] = field(default_factory=dict)  # scale inputs and the settings derived
     training_summary: dict[str, Any] = field(default_factory=dict)
 
     def network(self) -> ShallowUNet:
@@ -69,6 +71,7 @@ class OneShotModel:
             "labels": self.landmarks.labels,
             "descriptions": self.landmarks.descriptions,
             "landmarks_name": self.landmarks.name,
+            "derivation": self.derivation,
             "training_summary": self.training_summary,
         }
         tensors = {
@@ -80,6 +83,7 @@ class OneShotModel:
             "reference_soi_patch": self.reference_soi_patch.astype(np.uint8),
             "registration_patch": image_to_record(self.registration_patch),
             "landmarks": self.landmarks.points,
+            "reference_mirror": self.reference_mirror,
         }
         save_model_file(path, ModelFile(MODEL_KIND, config, tensors))
 
@@ -106,6 +110,8 @@ class OneShotModel:
                 landmarks=LandmarkSet(
                     c["labels"], t["landmarks"].numpy(), c["descriptions"], c["landmarks_name"]
                 ),
+                reference_mirror=t["reference_mirror"].numpy(),
+                derivation=c.get("derivation", {}),
                 training_summary=c.get("training_summary", {}),
             )
             model.network()

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
+import torch
 from LandmarkCoreLib.device import select_device
 from LandmarkCoreLib.errors import InputError, LandmarkError
 from LandmarkCoreLib.images import points_inside
@@ -26,6 +27,11 @@ from .config import DetectionConfig, TrainingConfig
 from .localization import concentration, joint_probability, localize, network_predictor
 from .model import OneShotModel
 from .orientation import candidate_rotations, normalised_cross_correlation, second_moments
+from .plausibility import (
+    require_plausible_scale,
+    require_same_handedness,
+    symmetry_mirror,
+)
 from .registration import linear_registration, register, transport_points
 from .sampling import (
     PatchGrid,
@@ -37,6 +43,7 @@ from .sampling import (
     prepare_image,
     resample,
 )
+from .scaling import Scale, derive_detection, derive_training, estimate_cost, refuse_if_too_costly
 from .training import TrainingData, train_network
 
 METHODS = ("oneshot", "registration")
@@ -81,10 +88,14 @@ def _fov_centre(image: sitk.Image) -> np.ndarray:
     return np.asarray(image.TransformContinuousIndexToPhysicalPoint([(s - 1) / 2 for s in image.GetSize()]))
 
 
-def _box_grid(points: np.ndarray, axes: np.ndarray, margin: float, spacing: float) -> sitk.Image:
-    """A grid along ``axes`` covering ``points`` plus ``margin`` mm."""
+def _box_grid(
+    points: np.ndarray, axes: np.ndarray, margin: float, spacing: float, min_voxels: int
+) -> sitk.Image:
+    """A grid along ``axes`` covering ``points`` plus ``margin`` mm, at least ``min_voxels`` per axis."""
     local = np.asarray(points) @ axes
-    low, high = local.min(0) - margin, local.max(0) + margin
+    half = np.maximum((np.ptp(local, axis=0) + 2 * margin) / 2, min_voxels * spacing / 2)
+    middle = (local.min(0) + local.max(0)) / 2
+    low, high = middle - half, middle + half
     size = np.ceil((high - low) / spacing).astype(int) + 1
     grid = sitk.Image([int(s) for s in size], sitk.sitkUInt8)
     grid.SetOrigin([float(v) for v in axes @ low])
@@ -130,8 +141,22 @@ def train_model(
     started = time.perf_counter()
     ref_centre, ref_radius = mask_centre_and_radius(reference_soi)
     val_centre, val_radius = mask_centre_and_radius(validation_soi)
+    scale = Scale(ref_radius, float(min(reference.GetSpacing())))
+    config, derived_training = derive_training(config, scale)
+    detection, derived_detection = derive_detection(detection, scale)
+    config.validate()
+    detection.validate()
     spacing = config.working_spacing_mm
     size = cube_size(max(ref_radius, val_radius), config.max_translation_mm, config.margin_mm, spacing)
+    cost = estimate_cost(
+        config,
+        detection,
+        size,
+        int(np.prod(reference.GetSize())),
+        np.ptp(reference_landmarks.points, axis=0),
+        torch.get_num_threads(),
+    )
+    refuse_if_too_costly(cost, config)
     soi_float = sitk.Cast(reference_soi, sitk.sitkFloat32)
     data = TrainingData(
         prepare_image(reference, spacing),
@@ -150,7 +175,11 @@ def train_model(
     reference_joint = joint_probability(predictor, reference_patch)
     reference_soi_patch = resample(soi_float, grid) > 0.5
     registration_grid = _box_grid(
-        reference_landmarks.points, axes, detection.registration_margin_mm, detection.registration_spacing_mm
+        reference_landmarks.points,
+        axes,
+        detection.registration_margin_mm,
+        detection.registration_spacing_mm,
+        4 * max(detection.linear_shrink_factors),  # every pyramid level keeps 4 voxels for its smoothing
     )
     prepared_fine = prepare_image(reference, detection.registration_spacing_mm)
     return OneShotModel(
@@ -169,6 +198,8 @@ def train_model(
             prepared_fine, registration_grid, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32
         ),
         landmarks=reference_landmarks,
+        reference_mirror=symmetry_mirror(reference_patch, reference_soi_patch, grid),
+        derivation={**scale.record(), "derived": derived_training + derived_detection, "cost": asdict(cost)},
         training_summary={
             "epochs": state.epoch,
             "best_epoch": state.best_epoch,
@@ -188,6 +219,30 @@ def _similarity(
     return normalised_cross_correlation(moved, model.reference_patch)
 
 
+def _pose_patches(
+    model: OneShotModel, prepared: sitk.Image, grid: PatchGrid, rotation: np.ndarray, centre: np.ndarray
+) -> tuple[sitk.Image, sitk.Image]:
+    """The target seen through a pose on the reference's working grid, and the reference patch."""
+    reference_image = sitk.GetImageFromArray(model.reference_patch.astype(np.float32))
+    reference_image.CopyInformation(grid.image())
+    fixed = sitk.Resample(prepared, reference_image, pose_transform(rotation, model.reference_centre, centre))
+    return fixed, reference_image
+
+
+def _affine_scales(
+    model: OneShotModel, prepared: sitk.Image, grid: PatchGrid, rotation: np.ndarray, centre: np.ndarray
+) -> np.ndarray:
+    """Singular values (ascending) of the affine map taking the reference onto the posed target: how much
+    larger the target's structure is along its principal directions."""
+    fixed, reference_image = _pose_patches(model, prepared, grid, rotation, centre)
+    settings = replace(
+        model.detection, linear_transform="affine", linear_shrink_factors=[2, 1], linear_iterations=100
+    )
+    transform, _ = linear_registration(fixed, reference_image, settings)
+    matrix = np.asarray(sitk.AffineTransform(transform).GetMatrix()).reshape(3, 3)
+    return np.sort(1 / np.linalg.svd(matrix, compute_uv=False))
+
+
 def _refine_pose(
     model: OneShotModel,
     prepared: sitk.Image,
@@ -198,9 +253,7 @@ def _refine_pose(
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """A candidate pose polished by a quick rigid registration on the working grid, and its similarity
     (normalised cross-correlation with the reference patch), so that candidates are compared at their best."""
-    reference_image = sitk.GetImageFromArray(model.reference_patch.astype(np.float32))
-    reference_image.CopyInformation(grid.image())
-    fixed = sitk.Resample(prepared, reference_image, pose_transform(rotation, model.reference_centre, centre))
+    fixed, reference_image = _pose_patches(model, prepared, grid, rotation, centre)
     settings = replace(
         model.detection, linear_transform="rigid", linear_shrink_factors=[2, 1], linear_iterations=60
     )
@@ -270,6 +323,9 @@ def _estimate_pose(
             f"{similarity:.2f} < {minimum:.2f} (correct poses score 0.8-0.95; localization "
             f"{'converged' if found.converged else 'did not converge'} in {len(found.iterations)} iterations)"
         )
+    scales = _affine_scales(model, prepared, reference_grid, rotation, target_centre)
+    rotation_scores["scale_ratios"] = scales.tolist()
+    require_plausible_scale(scales, cfg.max_scale_ratio)
     info = {"centre_iterations": found.iterations, "rotation_scores": rotation_scores}
     return target_centre, rotation, info
 
@@ -297,6 +353,15 @@ def _best_pose(
         "polished": {int(i): pose[2] for i, pose in zip(shortlist, refined, strict=True)},
     }
     return max(refined, key=lambda pose: pose[2]), scores
+
+
+def _mirrored_correlation(
+    model: OneShotModel, prepared: sitk.Image, rotation: np.ndarray, centre: np.ndarray, seed: int
+) -> float:
+    """Correlation of the target's linear registration through the reference's symmetry reflection."""
+    pose = pose_transform(rotation @ model.reference_mirror, model.reference_centre, centre)
+    fixed = sitk.Resample(prepared, model.registration_patch, pose, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    return -linear_registration(fixed, model.registration_patch, model.detection, seed)[1]
 
 
 def require_inside_target(landmarks: np.ndarray, target: sitk.Image, labels: list[str]) -> None:
@@ -337,10 +402,16 @@ def detect_landmarks(
     prepared = prepare_image(target, model.detection.registration_spacing_mm)
     fixed = sitk.Resample(prepared, fixed_grid, pose, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
     registered = register(fixed, model.registration_patch, model.detection, progress, cancel, seed)
+    timings["registration"] = time.perf_counter() - clock
+    if method == "oneshot" and model.detection.check_handedness:
+        clock = time.perf_counter()
+        mirrored = _mirrored_correlation(model, prepared, rotation, centre, seed)
+        info["rotation_scores"]["handedness"] = {"as_read": -registered.metric, "mirrored": mirrored}
+        timings["handedness"] = time.perf_counter() - clock
+        require_same_handedness(-registered.metric, mirrored)
     patch_points = transport_points(model.landmarks.points, registered)
     points = apply_pose(patch_points, rotation, model.reference_centre, centre)
     require_inside_target(points, target, model.landmarks.labels)
-    timings["registration"] = time.perf_counter() - clock
     timings["total"] = time.perf_counter() - started
     progress(1.0, "done")
     landmarks = LandmarkSet(list(model.landmarks.labels), points, model.landmarks.descriptions)

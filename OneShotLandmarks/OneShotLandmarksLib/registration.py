@@ -49,7 +49,7 @@ def _at_spacing(image: sitk.Image, grid: sitk.Image, transform: sitk.Transform |
 def linear_registration(
     fixed: sitk.Image, moving: sitk.Image, config: DetectionConfig, seed: int = 0
 ) -> tuple[sitk.Transform, float]:
-    """Multi-resolution rigid / similarity registration by normalised correlation; fixed -> moving."""
+    """Multi-resolution rigid, similarity or affine registration by correlation; fixed -> moving."""
     method = sitk.ImageRegistrationMethod()
     method.SetMetricAsCorrelation()
     method.SetMetricSamplingStrategy(method.RANDOM)
@@ -65,11 +65,12 @@ def linear_registration(
     method.SetShrinkFactorsPerLevel(levels)
     method.SetSmoothingSigmasPerLevel([max(f - 1, 0) * fixed.GetSpacing()[0] for f in levels])
     method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
-    transform = (
-        sitk.Similarity3DTransform()
-        if config.linear_transform == "similarity"
-        else sitk.VersorRigid3DTransform()
-    )
+    transforms = {
+        "rigid": sitk.VersorRigid3DTransform,
+        "similarity": sitk.Similarity3DTransform,
+        "affine": lambda: sitk.AffineTransform(3),
+    }
+    transform = transforms[config.linear_transform]()
     centre = fixed.TransformContinuousIndexToPhysicalPoint([(s - 1) / 2 for s in fixed.GetSize()])
     transform.SetCenter(centre)
     method.SetInitialTransform(transform, inPlace=True)
