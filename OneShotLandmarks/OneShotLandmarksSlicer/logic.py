@@ -158,21 +158,30 @@ class OneShotLandmarksLogic(SceneLogic):
             raise InputError("model", "no model trained or loaded yet")
         return model
 
-    def createThresholdSoi(self, volumeNode, threshold: float = 40.0, name: str | None = None):
+    def createThresholdSoi(self, volumeNode, threshold: float | None = 40.0, name: str | None = None):
         """A segmentation node with one segment 'SOI': voxels >= ``threshold``, largest connected part.
 
-        For micro-CT of bone this is a usable structure of interest (the recipe of the mouse data's
-        bone masks); returns ``(segmentation node, segment ID)``.
+        For micro-CT of bone 40 is a usable structure of interest (the recipe of the mouse data's bone
+        masks); ``None`` takes Otsu's threshold and fills the enclosed holes, which gives the head of an
+        MRI. Returns
+        ``(segmentation node, segment ID)``.
         """
         import SimpleITK as sitk
         import slicer
 
         require_node(volumeNode, "volume to threshold")
         image = volume_node_to_image(volumeNode)
+        otsu = threshold is None
+        if otsu:
+            otsuFilter = sitk.OtsuThresholdImageFilter()
+            otsuFilter.Execute(sitk.Cast(image, sitk.sitkFloat32))
+            threshold = otsuFilter.GetThreshold()
         components = sitk.ConnectedComponent(sitk.Cast(image >= float(threshold), sitk.sitkUInt8))
         largest = sitk.Cast(sitk.RelabelComponent(components, sortByObjectSize=True) == 1, sitk.sitkUInt8)
         if not sitk.GetArrayViewFromImage(largest).any():
-            raise InputError(f"volume '{volumeNode.GetName()}'", f"no voxel >= {threshold}")
+            raise InputError(f"volume '{volumeNode.GetName()}'", f"no voxel >= {threshold:g}")
+        if otsu:  # dark inner parts of a head (CSF in a T1) belong to it
+            largest = sitk.BinaryFillhole(largest, fullyConnected=False, foregroundValue=1)
         scene = scene_helpers.scene_of(volumeNode)
         scalar = image_to_volume_node(largest, scene, "SOI mask", create_display=False)
         labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "SOI labelmap")

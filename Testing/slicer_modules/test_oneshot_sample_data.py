@@ -56,3 +56,20 @@ def test_a_sample_file_with_another_checksum_is_refused(scene, data_root, tmp_pa
     (tmp_path / "broken.zip").write_bytes(b"PK not a zip")
     with pytest.raises(InputError, match="cannot be read"):
         loadHumanTemplate(tmp_path / "broken.zip", scene)
+
+
+def test_otsu_threshold_soi_of_the_template_is_the_head_around_every_afid(scene, data_root, tmp_path):
+    """The module's own SOI tool without a threshold (Otsu's): one head segment holding all 32 AFIDs."""
+    import SimpleITK as sitk
+    from LandmarkSlicerLib.mrml_bridge import segment_to_mask
+    from OneShotLandmarksSlicer.logic import OneShotLandmarksLogic
+
+    volume, _ = loadHumanTemplate(_wheel(tmp_path, data_root), scene)
+    segmentation, segment = OneShotLandmarksLogic(scene).createThresholdSoi(volume, None)
+    mask = segment_to_mask(segmentation, segment, volume)
+    afids = read_landmarks(data_root / "human_brain_mri_afids" / SHARED_NAMES[1]).points  # LPS
+    assert all(mask[mask.TransformPhysicalPointToIndex(p.tolist())] for p in afids)
+    array = sitk.GetArrayViewFromImage(mask)
+    print(f"Otsu head SOI: {array.mean():.1%} of the field of view")
+    assert not array[:: array.shape[0] - 1, :: array.shape[1] - 1, :: array.shape[2] - 1].any()  # corners
+    assert 0.2 < array.mean() < 0.6  # a head in its 193 x 229 x 193 mm field of view, not all of it
