@@ -153,6 +153,9 @@ class OneShotPage:
         asyncio.get_event_loop().create_task(self.session.watch(P, task, done))
 
     def _trained(self, model: Any) -> None:
+        for soi in self.logic.scene.GetNodesByClass("vtkMRMLSegmentationNode"):  # not over the targets
+            if soi.GetDisplayNode() is not None:
+                soi.GetDisplayNode().SetVisibility(False)
         self.session.state[f"{P}_message"] = "Trained: " + self.logic.describeModel(model).replace("\n", "; ")
 
     def cancel(self) -> None:

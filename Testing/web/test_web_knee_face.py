@@ -13,34 +13,11 @@ ERROR_BOUND_MM = 3.0  # the Knee self-test's bound on case 151 (measured 1.58 mm
 STEP_MS = 120_000
 
 
-def test_knee_detect_and_download(page, web_server, data_root, tmp_path):
+def test_knee_and_face_in_two_tabs(page, web_server, data_root, tmp_path):
+    """Tab 1: knee flow on ISBI 151 from the data folder. Tab 2 (its own session): a wrong upload is
+    refused there and leaves tab 1's result alone, then the face flow on an uploaded frame."""
     from LandmarkCoreLib.datasets import isbi_cases
     from LandmarkCoreLib.landmarks import read_landmarks
-
-    case = isbi_cases("test1", data_root)[0]
-    page.goto(web_server(case.image.parent))
-    page.click("#tab-knee")
-    page.locator("#knee-image-upload").set_input_files(str(case.image))
-    page.fill("#knee-spacing", "0.1")
-    page.click("#knee-load")
-    page.wait_for_selector(f"#knee-message:has-text('Loaded {case.image.name}')", timeout=STEP_MS)
-    page.click("#knee-detect")
-    page.wait_for_selector("#knee-message:has-text('landmarks; drag')", timeout=STEP_MS)
-    screenshot(page, "knee")
-    with page.expect_download(timeout=STEP_MS) as download:
-        page.click("#knee-download")
-    path = tmp_path / "knee.mrk.json"
-    download.value.save_as(path)
-    truth = case.annotation("senior")
-    found = read_landmarks(path, "downloaded landmarks").subset(truth.labels).points[:, :2]
-    error = float(np.linalg.norm(found - truth.points, axis=1).mean())
-    print(f"knee: mean radial error {error:.2f} mm on case {case.case_id}")
-    assert error < ERROR_BOUND_MM
-
-
-def test_two_tabs_have_their_own_scene_and_bad_upload_is_refused(page, web_server, data_root, tmp_path):
-    """Each tab gets its own session process; a wrong upload in one is refused there and leaves the other."""
-    from LandmarkCoreLib.datasets import isbi_cases
 
     case = isbi_cases("test1", data_root)[0]
     url = web_server(case.image.parent)
@@ -50,8 +27,13 @@ def test_two_tabs_have_their_own_scene_and_bad_upload_is_refused(page, web_serve
     assert page.url != other.url  # two session ports
     page.click("#tab-knee")
     choose(page, "knee-image", case.image.name)
+    page.fill("#knee-spacing", "0.1")
     page.click("#knee-load")
     page.wait_for_selector(f"#knee-message:has-text('Loaded {case.image.name}')", timeout=STEP_MS)
+    page.click("#knee-detect")
+    page.wait_for_selector("#knee-message:has-text('19 landmarks; drag')", timeout=STEP_MS)
+    screenshot(page, "knee")
+
     bad = tmp_path / "notes.txt"
     bad.write_text("not an image")
     other.click("#tab-knee")
@@ -59,7 +41,17 @@ def test_two_tabs_have_their_own_scene_and_bad_upload_is_refused(page, web_serve
     other.click("#knee-load")
     other.wait_for_selector("#knee-message:has-text('Error: image')", timeout=STEP_MS)
     assert "'notes.txt' is not one of" in other.inner_text("#knee-message")
-    assert page.inner_text("#knee-message") == f"Loaded {case.image.name}"
+    assert page.inner_text("#knee-message") == "19 landmarks; drag them to correct"
+
+    with page.expect_download(timeout=STEP_MS) as download:
+        page.click("#knee-download")
+    path = tmp_path / "knee.mrk.json"
+    download.value.save_as(path)
+    truth = case.annotation("senior")
+    found = read_landmarks(path, "downloaded landmarks").subset(truth.labels).points[:, :2]
+    error = float(np.linalg.norm(found - truth.points, axis=1).mean())
+    print(f"knee: mean radial error {error:.2f} mm on case {case.case_id}")
+    assert error < ERROR_BOUND_MM
     detect_face(other, data_root, tmp_path)
 
 

@@ -1,6 +1,6 @@
 """One-shot page in a real browser on real mouse skulls: reference and validation from the server's data
-folder, landmarks uploaded, SOI by threshold, a small model trained in the background, detection on another
-skull, the downloaded .mrk.json checked against that skull's landmarks."""
+folder, landmarks uploaded, SOI by threshold, a long training cancelled, a small model trained in the
+background, detection on another skull, the downloaded .mrk.json checked against that skull's landmarks."""
 
 from __future__ import annotations
 
@@ -34,6 +34,12 @@ def test_oneshot_train_detect_download(page, web_server, data_root, tmp_path):
     page.click("#oneshot-import-landmarks")
     wait_message(page, "45 reference landmarks")
     choose(page, "oneshot-validation", f"images/{VALIDATION}.nii.gz")
+    page.fill("#oneshot-epochs", "500")
+    page.click("#oneshot-train")
+    page.wait_for_selector("#oneshot-cancel:not([disabled])", timeout=STEP_MS)
+    page.click("#oneshot-cancel")
+    wait_message(page, "Error: ", STEP_MS)
+    assert "cancel" in page.inner_text("#oneshot-message").lower()
     page.fill("#oneshot-epochs", "2")
     page.fill("#oneshot-width", "8")
     page.click("#oneshot-train")
