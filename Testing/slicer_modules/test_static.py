@@ -39,13 +39,6 @@ def ui_widgets(module: str) -> dict[str, ET.Element]:
     return {w.get("name"): w for w in widgets}
 
 
-def cmake_list(path: Path, variable: str) -> list[str]:
-    text = path.read_text()
-    match = re.search(rf"set\({variable}\s+(.*?)\)", text, re.S)
-    assert match, f"{path}: no set({variable} ...)"
-    return [item.replace("${MODULE_NAME}", path.parent.name) for item in match.group(1).split()]
-
-
 @pytest.mark.parametrize("module", MODULES)
 def test_ui_is_valid_qt_designer_xml(module):
     root = ET.parse(ui_path(module)).getroot()
@@ -140,26 +133,26 @@ def test_a_model_file_that_is_written_opens_a_save_dialog(module):
     assert properties["options"] == "ctkPathLineEdit::DontConfirmOverwrite"  # the file is also read
 
 
-@pytest.mark.parametrize("module", MODULES)
-def test_module_cmake_installs_every_script_and_resource(module):
-    text = (REPO_ROOT / module / "CMakeLists.txt").read_text()
-    globbed = re.search(r"file\(GLOB_RECURSE MODULE_PACKAGE_SCRIPTS RELATIVE \S+\s+(.*?)\)", text, re.S)
-    assert globbed and set(globbed.group(1).split()) == {
-        "${MODULE_NAME}Slicer/*.py",
-        "${MODULE_NAME}Lib/*.py",
-    }
-    assert "set(MODULE_PYTHON_SCRIPTS ${MODULE_NAME}.py ${MODULE_PACKAGE_SCRIPTS})" in text
-    assert (
-        "file(GLOB MODULE_BUNDLED_MODELS RELATIVE ${CMAKE_CURRENT_SOURCE_DIR} ${MODULE_NAME}Lib/models/*)"
-        in text
-    )
-    resources = cmake_list(REPO_ROOT / module / "CMakeLists.txt", "MODULE_PYTHON_RESOURCES")
-    for listed in resources[:2]:
-        assert (REPO_ROOT / module / listed).is_file(), listed
-    assert (
-        "slicerMacroBuildScriptedModule(" in text
-        and "slicer_add_python_unittest(SCRIPT ${MODULE_NAME}.py)" in text
-    )
+def test_module_cmake_installs_every_script_and_resource():
+    text = (REPO_ROOT / "CMakeLists.txt").read_text()
+    function = re.search(r"function\(landmark_scripted_module MODULE_NAME\)(.*?)endfunction", text, re.S)
+    assert function, "no landmark_scripted_module() in the top-level CMakeLists.txt"
+    body = " ".join(function.group(1).split())
+    for expected in (
+        "file(GLOB_RECURSE package_scripts RELATIVE ${CMAKE_CURRENT_SOURCE_DIR} "
+        "${MODULE_NAME}Slicer/*.py ${MODULE_NAME}Lib/*.py)",
+        "file(GLOB bundled_models RELATIVE ${CMAKE_CURRENT_SOURCE_DIR} ${MODULE_NAME}Lib/models/*)",
+        "SCRIPTS ${MODULE_NAME}.py ${package_scripts}",
+        "RESOURCES Resources/Icons/${MODULE_NAME}.png Resources/UI/${MODULE_NAME}.ui ${bundled_models}",
+        "slicer_add_python_unittest(SCRIPT ${MODULE_NAME}.py)",
+    ):
+        assert expected in body, expected
+    assert text.index("function(landmark_scripted_module") < text.index("add_subdirectory(OneShotLandmarks)")
+    for module in MODULES:
+        call = (REPO_ROOT / module / "CMakeLists.txt").read_text()
+        assert call.startswith(f"landmark_scripted_module({module})"), module
+        for resource in (f"Resources/Icons/{module}.png", f"Resources/UI/{module}.ui", f"{module}.py"):
+            assert (REPO_ROOT / module / resource).is_file(), resource
 
 
 def test_landmark_core_cmake_installs_every_file():
