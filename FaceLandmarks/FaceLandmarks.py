@@ -7,7 +7,7 @@ Slicer older than the supported one, the module loads with a message instead of 
 
 from __future__ import annotations
 
-import slicer
+from LandmarkSlicerLib.module import describe_module
 from LandmarkSlicerLib.version import check_supported
 from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 
@@ -19,30 +19,29 @@ CITATION = (
 )
 
 
-class FaceLandmarks(ScriptedLoadableModule):
-    def __init__(self, parent):
-        ScriptedLoadableModule.__init__(self, parent)
-        self.parent.title = "Face Landmarks"
-        self.parent.categories = ["Landmark Detection"]
-        self.parent.dependencies = []
-        self.parent.contributors = ["SlicerLandmarkDetection developers"]
-        self.parent.helpText = (
-            UNSUPPORTED
-            or f"""
+HELP = f"""
 Detect the 68 facial landmarks (iBUG/300-W layout) on a 2D photograph. Choose the photograph, the face
 region (the whole image or a markups ROI drawn around the face), a model, and press <b>Detect</b>.
 A folder of photographs is processed in the background.
 <p>Method: {CITATION}</p>
 """
-        )
-        self.parent.acknowledgementText = """
+ACKNOWLEDGEMENT = """
 The bundled model was trained on frames of the YouTube Faces DB (Wolf, Hassner, Maoz, CVPR 2011) with
 68-point annotations; research use.
 """
-        if not UNSUPPORTED:
-            from FaceLandmarksSlicer.sample_data import registerSampleData
 
-            slicer.app.connect("startupCompleted()", registerSampleData)
+
+class FaceLandmarks(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        describe_module(
+            self.parent,
+            "Face Landmarks",
+            HELP,
+            ACKNOWLEDGEMENT,
+            UNSUPPORTED,
+            "FaceLandmarksSlicer.sample_data",
+        )
 
 
 if not UNSUPPORTED:

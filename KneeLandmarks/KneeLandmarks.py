@@ -7,6 +7,7 @@ Slicer older than the supported one, the module loads with a message instead of 
 
 from __future__ import annotations
 
+from LandmarkSlicerLib.module import describe_module
 from LandmarkSlicerLib.version import check_supported
 from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 
@@ -18,16 +19,7 @@ CITATION = (
 )
 
 
-class KneeLandmarks(ScriptedLoadableModule):
-    def __init__(self, parent):
-        ScriptedLoadableModule.__init__(self, parent)
-        self.parent.title = "Knee Landmarks"
-        self.parent.categories = ["Landmark Detection"]
-        self.parent.dependencies = []
-        self.parent.contributors = ["SlicerLandmarkDetection developers"]
-        self.parent.helpText = (
-            UNSUPPORTED
-            or f"""
+HELP = f"""
 Detect anatomical landmarks on a 2D radiograph with a two-stage hourglass network (KNEEL); the bundled
 model adds a third stage that refines each landmark in a finer patch.
 Choose the radiograph, a model (the bundled cephalometric model trained on ISBI 2015, a model file
@@ -35,11 +27,16 @@ trained with <code>knee-landmarks train</code>, or a snapshot folder published b
 and press <b>Detect</b>. A folder of images is processed in the background.
 <p>Method: {CITATION}</p>
 """
-        )
-        self.parent.acknowledgementText = """
+ACKNOWLEDGEMENT = """
 The bundled cephalometric model was trained on the ISBI 2015 challenge cephalograms (Wang et al.,
 Med Image Anal 2016; research use with citation). Knee radiographs of the OAI need a data-use agreement.
 """
+
+
+class KneeLandmarks(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        describe_module(self.parent, "Knee Landmarks", HELP, ACKNOWLEDGEMENT, UNSUPPORTED)
 
 
 if not UNSUPPORTED:

@@ -8,7 +8,7 @@ module loads with a message instead of its panel.
 
 from __future__ import annotations
 
-import slicer
+from LandmarkSlicerLib.module import describe_module
 from LandmarkSlicerLib.version import check_supported
 from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 
@@ -25,31 +25,30 @@ MOUSE_DATA_CITATION = (
 )
 
 
-class OneShotLandmarks(ScriptedLoadableModule):
-    def __init__(self, parent):
-        ScriptedLoadableModule.__init__(self, parent)
-        self.parent.title = "One-Shot Landmarks"
-        self.parent.categories = ["Landmark Detection"]
-        self.parent.dependencies = []
-        self.parent.contributors = ["SlicerLandmarkDetection developers"]
-        self.parent.helpText = (
-            UNSUPPORTED
-            or f"""
+HELP = f"""
 Detect the landmarks of one annotated reference volume on new 3D volumes of the same anatomy.
 Place landmarks on the reference, segment the structure of interest (SOI) with the Segment Editor,
 choose a validation volume with its SOI, press <b>Train</b>, then <b>Detect</b> on a target volume or
 a whole folder. Training and batch detection run in the background and can be cancelled.
 <p>Method: {CITATION}</p>
 """
-        )
-        self.parent.acknowledgementText = f"""
+ACKNOWLEDGEMENT = f"""
 Implements the one-shot method of Wang et al. (iterative SOI localization with a shallow 2D U-Net,
 inertia-based rotation, rigid + demons registration). Sample data: {MOUSE_DATA_CITATION}
 """
-        if not UNSUPPORTED:
-            from OneShotLandmarksSlicer.sample_data import registerSampleData
 
-            slicer.app.connect("startupCompleted()", registerSampleData)
+
+class OneShotLandmarks(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        describe_module(
+            self.parent,
+            "One-Shot Landmarks",
+            HELP,
+            ACKNOWLEDGEMENT,
+            UNSUPPORTED,
+            "OneShotLandmarksSlicer.sample_data",
+        )
 
 
 if not UNSUPPORTED:
