@@ -46,7 +46,7 @@ TARGETS = {  # name: (seed, voxel size mm, left-handed grid)
     "posed_5": (5, (1.0, 1.0, 1.5), False),
     "posed_6": (6, (2.0, 2.0, 2.0), False),
 }
-TRAINING = TrainingConfig(width=32)  # the mouse benchmark's width; every length derived from the SOI
+TRAINING = TrainingConfig(width=16, max_epochs=10)  # CPU budget; every length derived from the SOI
 RADII = (1.0, 1.5, 3.0)
 
 

@@ -104,7 +104,7 @@ def test_symmetry_mirror_finds_the_plane_of_a_bilateral_object():
     points = grid.voxel_coordinates()
     body = np.sum((points / np.array([10.0, 6.0, 4.0])) ** 2, axis=-1) < 1  # ellipsoid, symmetric in x, y, z
     bumps = np.sum((np.abs(points) - np.array([5.0, 0, 3.0])) ** 2, axis=-1) < 4  # paired in x, not in y
-    front = np.sum((points - np.array([0.0, 5, 0])) ** 2, axis=-1) < 6  # breaks the y and z symmetry
+    front = np.sum((points - np.array([0.0, 5, 2])) ** 2, axis=-1) < 6  # breaks the y and z symmetry
     patch = (body | bumps | front).astype(np.float32)
     mirror = symmetry_mirror(patch, body, grid)
     np.testing.assert_allclose(np.abs(mirror), np.diag([1.0, 1, 1]), atol=1e-6)
