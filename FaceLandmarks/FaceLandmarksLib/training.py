@@ -61,6 +61,16 @@ def checkpoint_path(output: Path) -> Path:
     return output.with_name(output.name + ".checkpoint")
 
 
+def _loop_settings(output: str | os.PathLike, run_config: dict, **loop) -> LoopSettings:
+    """The loop settings of a face training written to ``output`` (its checkpoint lies beside it)."""
+    return LoopSettings(
+        checkpoint=checkpoint_path(Path(output)),
+        checkpoint_kind=CHECKPOINT_KIND,
+        run_config=run_config,
+        **loop,
+    )
+
+
 def epoch_batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
     order = torch.randperm(n, generator=generator)
     return [order[i : i + batch_size] for i in range(0, n, batch_size)]
@@ -166,12 +176,8 @@ def train_source(
     """Train the face-recognition source network on the identity labels of ``train``."""
     torch.manual_seed(config.seed)
     task = SourceTraining(train, config, validation)
-    settings = LoopSettings(
-        total=config.epochs,
-        label="source",
-        checkpoint=checkpoint_path(Path(output)),
-        checkpoint_kind=CHECKPOINT_KIND,
-        run_config={"training settings": asdict(config)},
+    settings = _loop_settings(
+        output, {"training settings": asdict(config)}, total=config.epochs, label="source"
     )
     run_training(task, settings, progress, cancel, log)
     metrics = {}
@@ -330,17 +336,17 @@ def train_target(
         init_from_source(network, source)
     subset = labelled_subset(len(train.names), config.n_labels, config.seed)
     task = TargetTraining(train, config, network, source, subset, input_size)
-    settings = LoopSettings(
+    run_config = {
+        "training settings": asdict(config),
+        "network": network_config,
+        "training images": len(train.names),
+    }
+    settings = _loop_settings(
+        output,
+        run_config,
         total=config.steps,
         unit="step",
         label=method.name,
-        checkpoint=checkpoint_path(Path(output)),
-        checkpoint_kind=CHECKPOINT_KIND,
-        run_config={
-            "training settings": asdict(config),
-            "network": network_config,
-            "training images": len(train.names),
-        },
         checkpoint_every=config.checkpoint_every,
         export_only=export_only,
     )
