@@ -45,12 +45,17 @@ def blocks() -> tuple[np.ndarray, np.ndarray]:
     return first, second
 
 
-def test_layered_seg_nrrd_by_name_index_and_id(tmp_path):
+def two_layer_seg_nrrd(path, segments: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """Write the two :func:`blocks` as the two layers of ``path``; return the blocks."""
     first, second = blocks()
+    write_seg_nrrd(path, np.stack([first, second]), segments)
+    return first, second
+
+
+def test_layered_seg_nrrd_by_name_index_and_id(tmp_path):
     path = tmp_path / "s.seg.nrrd"
-    write_seg_nrrd(
+    first, second = two_layer_seg_nrrd(
         path,
-        np.stack([first, second]),
         [
             {"ID": "Segment_1", "Name": "skull", "LabelValue": 1, "Layer": 0},
             {"ID": "Segment_2", "Name": "tooth", "LabelValue": 2, "Layer": 0},
@@ -76,12 +81,9 @@ def test_single_layer_seg_nrrd_default_segment(tmp_path):
 
 
 def test_segment_choice_errors_name_the_file(tmp_path):
-    first, second = blocks()
     path = tmp_path / "two.seg.nrrd"
-    write_seg_nrrd(
-        path,
-        np.stack([first, second]),
-        [{"Name": "a", "LabelValue": 1, "Layer": 0}, {"Name": "b", "LabelValue": 3, "Layer": 1}],
+    two_layer_seg_nrrd(
+        path, [{"Name": "a", "LabelValue": 1, "Layer": 0}, {"Name": "b", "LabelValue": 3, "Layer": 1}]
     )
     with pytest.raises(InputError, match=r"two\.seg\.nrrd'?: has 2 segments"):
         read_mask(path)
