@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import http.server
+import signal
 import socket
 import subprocess
 import sys
@@ -98,9 +99,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _interrupt(*_) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sessions = Sessions(args)
+    signal.signal(signal.SIGTERM, _interrupt)  # a terminated front door ends its sessions too
     server = http.server.ThreadingHTTPServer((args.host, args.port), handler(sessions))
     print(f"landmark-detection-web: open http://{args.host}:{server.server_address[1]}/", flush=True)
     try:

@@ -133,6 +133,22 @@ def png_data_url(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode()
 
 
+def end_with_parent(cancel: Any) -> None:
+    """Exit (cancelling the running job) when the front door that started this session is gone."""
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(2)
+        cancel()
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def build(server: Any, data_folder: str | None, upload_limit_mb: float) -> Session:
     """The session's scene and the three pages in one vuetify layout."""
     from trame.ui.vuetify3 import SinglePageWithDrawerLayout
@@ -146,6 +162,7 @@ def build(server: Any, data_folder: str | None, upload_limit_mb: float) -> Sessi
     session = Session(server, DataFolder(data_folder), Uploads(int(upload_limit_mb * 2**20)))
     pages = [OneShotPage(session), KneePage(session), FacePage(session)]
     server.controller.on_server_exited.add(lambda **_: pages[0].cancel())
+    end_with_parent(pages[0].cancel)
     state = server.state
     state.trame__title = "Landmark detection"
     state.page = pages[0].prefix

@@ -14,8 +14,6 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = os.environ.get("LANDMARK_WEB_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-#: Set to a folder (e.g. docs/web) to keep each page's screenshot there.
-SCREENSHOTS = os.environ.get("LANDMARK_WEB_SCREENSHOTS")
 
 
 @pytest.fixture(scope="session")
@@ -78,16 +76,3 @@ def web_server(tmp_path):
         process.terminate()
         process.wait(timeout=20)
         log.close()
-
-
-def screenshot(page, name: str) -> None:
-    if SCREENSHOTS:
-        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"))
-
-
-def choose(page, chooser: str, name: str) -> None:
-    """Pick ``name`` in a data-folder chooser (an autocomplete): open it, type, click the option."""
-    page.click(f"#{chooser}")
-    page.keyboard.type(name)
-    page.get_by_role("option", name=name).click()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import choose, screenshot
+from web_helpers import choose, screenshot
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
