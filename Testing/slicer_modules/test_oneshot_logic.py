@@ -136,6 +136,23 @@ def test_logic_gives_the_engine_exactly_the_files_contents(case, data_root):
     np.testing.assert_allclose(images.landmarks.points, truth.points, atol=1e-6)
 
 
+def test_model_section_shows_what_the_model_file_recorded_as_derived(case):
+    """TINY gives the working spacing; margin and translation are derived from the skull's SOI, which
+    is the mouse special case (scale ~1), and the file records them."""
+    from OneShotLandmarksLib.model import OneShotModel
+
+    scene, logic, nodes, inputs = case
+    model = OneShotModel.load(inputs.modelPath)
+    derived = logic.derivedSettings(model)
+    assert "working_spacing_mm" not in derived
+    assert {"margin_mm", "max_translation_mm", "registration_spacing_mm"} <= set(derived)
+    assert derived["margin_mm"] == model.training.margin_mm
+    assert derived["max_translation_mm"] == pytest.approx(3.0, rel=0.15)  # the mouse default
+    text = logic.describeModel(model)
+    assert "derived from the SOI" in text and f"margin_mm {derived['margin_mm']:g}" in text
+    assert "GB" in text.splitlines()[-1]  # the cost estimated before training
+
+
 def test_evaluation_writes_an_error_table(case):
     from LandmarkSlicerLib.mrml_bridge import landmarks_to_markups_node
 
