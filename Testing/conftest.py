@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,3 +27,15 @@ def data_root() -> Path:
         return default_data_root()
     except InputError as exc:
         pytest.fail(f"real data needed by this test is missing: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def knee_detect_command() -> Callable[..., list]:
+    """``command(out, *args)``: the installed ``knee-landmarks detect`` on one thread with JSON-lines
+    progress, writing to ``out``."""
+
+    def command(out: Path, *args) -> list:
+        detect = [Path(sys.executable).parent / "knee-landmarks", "detect", "--threads", "1"]
+        return [*detect, "--progress-format", "jsonl", "-o", out, *args]
+
+    return command

@@ -79,18 +79,7 @@ def scheduler(tmp_path_factory):
             process.wait(timeout=30)
 
 
-def _detect(args: list[str], out: Path) -> subprocess.CompletedProcess:
-    command = [
-        BIN / "knee-landmarks",
-        "detect",
-        "--threads",
-        "1",
-        "--progress-format",
-        "jsonl",
-        "-o",
-        out,
-        *args,
-    ]
+def _run(command: list) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, timeout=300)
 
 
@@ -99,12 +88,14 @@ def _points(folder: Path) -> dict[str, np.ndarray]:
 
 
 @pytest.mark.realdata
-def test_knee_batch_on_two_workers_equals_the_in_process_run(scheduler, data_root, tmp_path):
+def test_knee_batch_on_two_workers_equals_the_in_process_run(
+    scheduler, data_root, tmp_path, knee_detect_command
+):
     address, client = scheduler
     films = [str(data_root / "isbi2015_ceph" / "images" / name) for name in FILMS[:2]]
-    serial = _detect(films, tmp_path / "serial")
+    serial = _run(knee_detect_command(tmp_path / "serial", *films))
     assert serial.returncode == 0, serial.stderr
-    on_cluster = _detect(["--scheduler", address, *films], tmp_path / "cluster")
+    on_cluster = _run(knee_detect_command(tmp_path / "cluster", "--scheduler", address, *films))
     assert on_cluster.returncode == 0, on_cluster.stderr
     expected, got = _points(tmp_path / "serial"), _points(tmp_path / "cluster")
     assert sorted(got) == ["151.mrk.json", "152.mrk.json"] == sorted(expected)
@@ -115,23 +106,11 @@ def test_knee_batch_on_two_workers_equals_the_in_process_run(scheduler, data_roo
 
 
 @pytest.mark.realdata
-def test_a_worker_killed_mid_batch_loses_no_output(scheduler, data_root, tmp_path):
+def test_a_worker_killed_mid_batch_loses_no_output(scheduler, data_root, tmp_path, knee_detect_command):
     address, client = scheduler
     films = [str(data_root / "isbi2015_ceph" / "images" / name) for name in FILMS]
     out = tmp_path / "out"
-    command = [
-        BIN / "knee-landmarks",
-        "detect",
-        "--threads",
-        "1",
-        "--progress-format",
-        "jsonl",
-        "-o",
-        out,
-        "--scheduler",
-        address,
-        *films,
-    ]
+    command = knee_detect_command(out, "--scheduler", address, *films)
     batch = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     first = batch.stdout.readline()  # the first input finished: the batch is under way
     assert '"progress"' in first, batch.stderr.read()

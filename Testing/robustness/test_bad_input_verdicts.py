@@ -202,20 +202,10 @@ def test_evaluate_verdicts(tmp_path):
     assert result.returncode == 1 and "case 'B' failed" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_ctrl_c_writes_the_log_and_exits_130(film, tmp_path):
+def test_ctrl_c_writes_the_log_and_exits_130(film, tmp_path, knee_detect_command):
     for i in range(6):
         shutil.copy(film, tmp_path / f"film{i}.jpg")
-    command = [
-        BIN / "knee-landmarks",
-        "detect",
-        "--threads",
-        "1",
-        "--progress-format",
-        "jsonl",
-        "-o",
-        tmp_path / "out",
-        *sorted(tmp_path.glob("film*.jpg")),
-    ]
+    command = knee_detect_command(tmp_path / "out", *sorted(tmp_path.glob("film*.jpg")))
     batch = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert '"progress"' in batch.stdout.readline()  # one film is done
     os.kill(batch.pid, signal.SIGINT)
