@@ -5,6 +5,19 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
+#: TrainingConfig settings small enough for a unit test on the synthetic object
+TINY_TRAINING = dict(
+    width=8,
+    working_spacing_mm=2.0,
+    volumes_per_epoch=3,
+    batch_size=16,
+    max_epochs=6,
+    patience=10,
+    learning_rate=1e-2,
+)
+#: a quarter turn about z
+QUARTER_TURN = np.array([[0.0, -1, 0], [1, 0, 0], [0, 0, 1]])
+
 
 def image_from(array: np.ndarray, spacing: float = 1.0, origin=(0.0, 0.0, 0.0)) -> sitk.Image:
     image = sitk.GetImageFromArray(array.astype(np.float32))
@@ -27,6 +40,14 @@ def asymmetric_object(
     body = np.sum((local / np.array([9.0, 5.0, 3.0])) ** 2, axis=-1)
     knob = np.sum((local - np.array([5.0, 3.5, 1.5])) ** 2, axis=-1) / 2.5**2
     return np.clip(np.maximum(1.5 - body, 1.5 - knob), 0, 1)
+
+
+def object_and_soi(
+    shape: tuple[int, int, int], centre: np.ndarray, rotation: np.ndarray | None = None
+) -> tuple[sitk.Image, sitk.Image]:
+    """The :func:`asymmetric_object` on a grid of ``shape`` and its structure of interest (object > 0.5)."""
+    array = asymmetric_object(physical_grid(shape), centre, rotation)
+    return image_from(array), image_from((array > 0.5).astype(np.float32))
 
 
 def stand_in_predictor(slices: np.ndarray) -> np.ndarray:

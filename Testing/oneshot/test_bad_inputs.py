@@ -23,20 +23,11 @@ from OneShotLandmarksLib.pipeline import (
     require_inside_target,
     train_model,
 )
-from synthetic import asymmetric_object, image_from, physical_grid
+from synthetic import QUARTER_TURN, TINY_TRAINING, image_from, object_and_soi
 
 SHAPE = (36, 36, 36)
 CENTRE = np.array([18.0, 17.0, 18.5])
-TINY = dict(
-    width=8,
-    working_spacing_mm=2.0,
-    volumes_per_epoch=3,
-    batch_size=16,
-    max_epochs=6,
-    patience=10,
-    learning_rate=1e-2,
-)
-SHORT = {**TINY, "max_epochs": 3, "volumes_per_epoch": 1}
+SHORT = {**TINY_TRAINING, "max_epochs": 3, "volumes_per_epoch": 1}
 FAST_DETECTION = DetectionConfig(
     registration_spacing_mm=2.0,
     demons_spacings_mm=[2.0],
@@ -47,26 +38,17 @@ FAST_DETECTION = DetectionConfig(
 )
 
 
-def _volume(rotation=None):
-    array = asymmetric_object(physical_grid(SHAPE), CENTRE, rotation)
-    return image_from(array), image_from((array > 0.5).astype(np.float32))
-
-
-REFERENCE, REFERENCE_SOI = _volume()
-VALIDATION, VALIDATION_SOI = _volume(np.array([[0.0, -1, 0], [1, 0, 0], [0, 0, 1]]))
+REFERENCE, REFERENCE_SOI = object_and_soi(SHAPE, CENTRE)
+VALIDATION, VALIDATION_SOI = object_and_soi(SHAPE, CENTRE, QUARTER_TURN)
 LANDMARKS = LandmarkSet(["a", "b", "c"], CENTRE + np.array([[4.0, 0, 0], [0, 2, 0], [-3, 0, 1]]))
 
 
-def _train(**overrides):
-    return train_model(
-        REFERENCE,
-        LANDMARKS,
-        REFERENCE_SOI,
-        VALIDATION,
-        VALIDATION_SOI,
-        TrainingConfig(**{**TINY, **overrides}),
-        FAST_DETECTION,
-    )
+def _train(
+    settings: dict = TINY_TRAINING, validation=(VALIDATION, VALIDATION_SOI), **options
+) -> OneShotModel:
+    """``train_model`` from the synthetic reference with ``settings`` and the fast detection."""
+    config = TrainingConfig(**settings)
+    return train_model(REFERENCE, LANDMARKS, REFERENCE_SOI, *validation, config, FAST_DETECTION, **options)
 
 
 @pytest.fixture(scope="module")
@@ -79,14 +61,21 @@ def tiny_model(tmp_path_factory):
 def test_empty_soi_mask_is_refused():
     with pytest.raises(InputError, match="reference SOI mask.*no foreground"):
         train_model(
-            REFERENCE, LANDMARKS, REFERENCE_SOI * 0, VALIDATION, VALIDATION_SOI, TrainingConfig(**TINY)
+            REFERENCE,
+            LANDMARKS,
+            REFERENCE_SOI * 0,
+            VALIDATION,
+            VALIDATION_SOI,
+            TrainingConfig(**TINY_TRAINING),
         )
 
 
 def test_landmarks_outside_reference_are_refused():
     outside = LandmarkSet(["a", "far"], np.array([CENTRE, CENTRE + 100.0]))
     with pytest.raises(InputError, match="outside the reference image: far"):
-        train_model(REFERENCE, outside, REFERENCE_SOI, VALIDATION, VALIDATION_SOI, TrainingConfig(**TINY))
+        train_model(
+            REFERENCE, outside, REFERENCE_SOI, VALIDATION, VALIDATION_SOI, TrainingConfig(**TINY_TRAINING)
+        )
 
 
 def test_2d_input_is_refused(tiny_model):
@@ -94,7 +83,9 @@ def test_2d_input_is_refused(tiny_model):
     with pytest.raises(InputError, match="target image: must be a 3D image, got 2D"):
         detect_landmarks(OneShotModel.load(tiny_model), flat)
     with pytest.raises(InputError, match="validation image: must be a 3D image"):
-        train_model(REFERENCE, LANDMARKS, REFERENCE_SOI, flat, VALIDATION_SOI, TrainingConfig(**TINY))
+        train_model(
+            REFERENCE, LANDMARKS, REFERENCE_SOI, flat, VALIDATION_SOI, TrainingConfig(**TINY_TRAINING)
+        )
 
 
 def test_corrupt_or_foreign_model_files_are_refused(tiny_model, tmp_path):
@@ -121,56 +112,16 @@ def test_interrupted_training_resumes_from_checkpoint(tmp_path):
             cancel.cancel()
 
     with pytest.raises(Cancelled):
-        train_model(
-            REFERENCE,
-            LANDMARKS,
-            REFERENCE_SOI,
-            VALIDATION,
-            VALIDATION_SOI,
-            TrainingConfig(**SHORT),
-            FAST_DETECTION,
-            cancel_after_first_epoch,
-            cancel,
-            checkpoint,
-        )
+        _train(SHORT, progress=cancel_after_first_epoch, cancel=cancel, checkpoint_path=checkpoint)
     assert checkpoint.exists()
     messages = []
-    model = train_model(
-        REFERENCE,
-        LANDMARKS,
-        REFERENCE_SOI,
-        VALIDATION,
-        VALIDATION_SOI,
-        TrainingConfig(**SHORT),
-        FAST_DETECTION,
-        lambda f, m: messages.append(m),
-        None,
-        checkpoint,
-    )
+    model = _train(SHORT, progress=lambda f, m: messages.append(m), checkpoint_path=checkpoint)
     assert messages[0] == "resumed at epoch 1"
     assert [h["epoch"] for h in model.training_summary["history"]] == [1, 2, 3]
     with pytest.raises(InputError, match="other training settings"):
-        train_model(
-            REFERENCE,
-            LANDMARKS,
-            REFERENCE_SOI,
-            VALIDATION,
-            VALIDATION_SOI,
-            TrainingConfig(**{**SHORT, "seed": 7}),
-            FAST_DETECTION,
-            checkpoint_path=checkpoint,
-        )
+        _train({**SHORT, "seed": 7}, checkpoint_path=checkpoint)
     with pytest.raises(InputError, match="other images"):
-        train_model(
-            REFERENCE,
-            LANDMARKS,
-            REFERENCE_SOI,
-            REFERENCE,
-            REFERENCE_SOI,
-            TrainingConfig(**SHORT),
-            FAST_DETECTION,
-            checkpoint_path=checkpoint,
-        )
+        _train(SHORT, (REFERENCE, REFERENCE_SOI), checkpoint_path=checkpoint)
 
 
 def test_cli_records_a_failing_target_and_keeps_the_others(tiny_model, tmp_path):

@@ -12,28 +12,22 @@ from OneShotLandmarksLib.config import DetectionConfig, TrainingConfig
 from OneShotLandmarksLib.pipeline import detect_landmarks, train_model
 from OneShotLandmarksLib.plausibility import require_plausible_scale, symmetry_mirror
 from OneShotLandmarksLib.sampling import PatchGrid
-from synthetic import asymmetric_object, image_from, physical_grid
+from synthetic import (
+    QUARTER_TURN,
+    TINY_TRAINING,
+    object_and_soi,
+)
 
 SHAPE = (40, 40, 40)
 CENTRE = np.array([20.0, 19.0, 20.5])
-TRAINING = TrainingConfig(
-    width=8,
-    working_spacing_mm=2.0,
-    volumes_per_epoch=3,
-    batch_size=16,
-    max_epochs=6,
-    patience=10,
-    learning_rate=1e-2,
-)
+TRAINING = TrainingConfig(**TINY_TRAINING)
 DETECTION = DetectionConfig(
     registration_spacing_mm=1.0, demons_iterations=[5, 5], linear_iterations=40, max_iterations=3
 )
-TURN = np.array([[0.0, -1, 0], [1, 0, 0], [0, 0, 1]])
 
 
 def _volume(rotation=None):
-    array = asymmetric_object(physical_grid(SHAPE), CENTRE, rotation)
-    return image_from(array), image_from((array > 0.5).astype(np.float32))
+    return object_and_soi(SHAPE, CENTRE, rotation)
 
 
 def _landmarks(rotation: np.ndarray | None = None) -> LandmarkSet:
@@ -46,7 +40,7 @@ def _landmarks(rotation: np.ndarray | None = None) -> LandmarkSet:
 @pytest.fixture(scope="module")
 def model():
     reference, reference_soi = _volume()
-    validation, validation_soi = _volume(TURN)
+    validation, validation_soi = _volume(QUARTER_TURN)
     return train_model(
         reference, _landmarks(), reference_soi, validation, validation_soi, TRAINING, DETECTION
     )
@@ -67,16 +61,16 @@ def test_model_records_what_was_derived(model):
 
 
 def test_left_handed_voxel_grid_is_detected_like_any_other(model):
-    target, _ = _volume(TURN)
+    target, _ = _volume(QUARTER_TURN)
     flipped = _left_handed(target)
     assert np.linalg.det(np.reshape(flipped.GetDirection(), (3, 3))) < 0
     result = detect_landmarks(model, flipped, device="cpu")
-    errors = np.linalg.norm(result.landmarks.points - _landmarks(TURN).points, axis=1)
+    errors = np.linalg.norm(result.landmarks.points - _landmarks(QUARTER_TURN).points, axis=1)
     assert errors.max() < 2.0, errors
 
 
 def test_mirrored_anatomy_is_refused(model):
-    target, _ = _volume(TURN)
+    target, _ = _volume(QUARTER_TURN)
     mirrored = sitk.Flip(target, [True, False, False])
     mirrored.CopyInformation(target)  # header kept: the anatomy flips in world space
     with pytest.raises(InputError, match="mirrored"):
@@ -84,7 +78,7 @@ def test_mirrored_anatomy_is_refused(model):
 
 
 def test_slice_thickness_read_three_times_too_large_is_refused(model):
-    target, _ = _volume(TURN)
+    target, _ = _volume(QUARTER_TURN)
     target.SetSpacing([1.0, 1.0, 3.0])
     target.SetOrigin([0.0, 0.0, -40.0])
     with pytest.raises(InputError, match="voxel spacing"):
