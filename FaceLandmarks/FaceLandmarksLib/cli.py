@@ -18,25 +18,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from LandmarkCoreLib.batch import MarkupsPerImage
 from LandmarkCoreLib.commandline import (
     add_batch_arguments,
     finite_float,
     number_in,
     positive_int,
+    progress_for,
     run_command,
     run_detect_batch,
 )
 from LandmarkCoreLib.errors import InputError
 from LandmarkCoreLib.evaluate_folders import add_evaluate_arguments, run_evaluate
 from LandmarkCoreLib.images import IMAGE_SUFFIXES_2D
-from LandmarkCoreLib.progress import CancelToken, json_lines_progress, tqdm_progress
+from LandmarkCoreLib.progress import CancelToken
 from LandmarkCoreLib.settings import add_setting_arguments, settings_from_arguments
 
 from .training import SourceConfig, TargetConfig
-
-
-def _progress(args, description: str):
-    return json_lines_progress() if args.progress_format == "jsonl" else tqdm_progress(description)
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -59,6 +57,7 @@ def _add_train_source(sub) -> None:
     add_setting_arguments(p, SourceConfig)
     _add_data(p)
     _add_common(p)
+    p.set_defaults(run=_run_train_source)
 
 
 def _add_train(sub) -> None:
@@ -79,6 +78,7 @@ def _add_train(sub) -> None:
     )
     _add_data(p)
     _add_common(p)
+    p.set_defaults(run=_run_train)
 
 
 def _add_detect(sub) -> None:
@@ -97,6 +97,7 @@ def _add_detect(sub) -> None:
         help="write the points even where no face was found (the log says so; the input counts as done)",
     )
     add_batch_arguments(p)
+    p.set_defaults(run=_run_detect)
 
 
 def _add_import(sub) -> None:
@@ -106,6 +107,7 @@ def _add_import(sub) -> None:
     p.add_argument("weights", type=Path, help="the authors' .pkl (numpy arrays) or a PyTorch state dict .pth")
     p.add_argument("-o", "--output", type=Path, required=True)
     p.add_argument("--input-size", type=int, default=224)
+    p.set_defaults(run=_run_import)
 
 
 def _data_splits(args, input_size: int):
@@ -126,7 +128,7 @@ def _run_train_source(args) -> None:
         config,
         args.output,
         test,
-        _progress(args, "source"),
+        progress_for(args, "source"),
         CancelToken(),
         log=lambda m: print(m, file=sys.stderr),
     )
@@ -147,7 +149,7 @@ def _run_train(args) -> None:
         config,
         args.output,
         source,
-        _progress(args, args.method),
+        progress_for(args, args.method),
         CancelToken(),
         log=lambda m: print(m, file=sys.stderr),
         export_only=args.export_checkpoint,
@@ -156,29 +158,24 @@ def _run_train(args) -> None:
 
 
 @dataclass
-class FaceDetector:
+class FaceDetector(MarkupsPerImage):
     """One photograph -> ``stem.mrk.json``; no face found -> failed (unless ``keep_flagged``)."""
 
     model: object
     box: list[float] | None
     keep_flagged: bool
 
-    def output_names(self, stem: str) -> list[str]:
-        return [f"{stem}.mrk.json"]
-
-    def __call__(self, source: Path, stem: str, output: Path) -> dict:
-        from LandmarkCoreLib.images import read_image
-        from LandmarkCoreLib.landmarks import write_landmarks
-
+    def detect(self, image, source: Path) -> tuple[object, dict]:
         from .pipeline import detect_landmarks
 
-        image = read_image(source, "image", dimension=2)
         detection = detect_landmarks(self.model, image, self.box, what=f"image '{source}'")
         peak = float(detection.peak_confidence.mean())
         if detection.flagged_no_face and not self.keep_flagged:
             raise InputError(f"image '{source}'", f"no face found in the box (mean heatmap peak {peak:.2f})")
-        write_landmarks(output / f"{stem}.mrk.json", detection.landmarks)
-        return {"no_face_flagged": bool(detection.flagged_no_face), "mean_peak": round(peak, 3)}
+        return detection.landmarks, {
+            "no_face_flagged": bool(detection.flagged_no_face),
+            "mean_peak": round(peak, 3),
+        }
 
 
 def _run_detect(args) -> int:
@@ -207,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", help="NME (outer-eye-corner distance), CED AUC and failure rate")
     add_evaluate_arguments(evaluate)
     evaluate.set_defaults(
+        run=run_evaluate,
         normalize_by=["36", "45"],
         radii=[0.05, 0.08, 0.10],
         auc_threshold=0.08,
@@ -220,14 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
-    commands = {
-        "train-source": _run_train_source,
-        "train": _run_train,
-        "detect": _run_detect,
-        "import-vggface2": _run_import,
-        "evaluate": run_evaluate,
-    }
-    return run_command("face-landmarks", lambda: commands[args.command](args))
+    return run_command("face-landmarks", lambda: args.run(args))
 
 
 if __name__ == "__main__":

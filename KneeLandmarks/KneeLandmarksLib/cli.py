@@ -18,18 +18,20 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from LandmarkCoreLib.batch import MarkupsPerImage
 from LandmarkCoreLib.commandline import (
     add_batch_arguments,
     number_in,
     positive_float,
     positive_int,
+    progress_for,
     run_command,
     run_detect_batch,
 )
 from LandmarkCoreLib.evaluate_folders import add_evaluate_arguments, run_evaluate
 from LandmarkCoreLib.images import IMAGE_SUFFIXES_2D
 from LandmarkCoreLib.networks import BLOCKS
-from LandmarkCoreLib.progress import CancelToken, json_lines_progress, tqdm_progress
+from LandmarkCoreLib.progress import CancelToken
 
 from .augment import AugmentConfig
 from .losses import LOSSES
@@ -37,10 +39,6 @@ from .presets import PRESETS
 
 EVALUATION_RADII_MM = (1.0, 1.5, 2.0, 2.5, 3.0, 4.0)
 OUTLIER_MM = 10.0
-
-
-def _progress(args, description: str):
-    return json_lines_progress() if args.progress_format == "jsonl" else tqdm_progress(description)
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -107,6 +105,7 @@ def _add_train(sub) -> None:
         help="write OUTPUT from the checkpoint's last finished epoch without training further",
     )
     _add_common(p)
+    p.set_defaults(run=_run_train)
 
 
 def _add_detect(sub) -> None:
@@ -124,6 +123,7 @@ def _add_detect(sub) -> None:
     p.add_argument("--single-stage", action="store_true", help="skip stage 1 (ROI at the training mean)")
     p.add_argument("--no-refine", action="store_true", help="skip the model's stage 3 (if it has one)")
     add_batch_arguments(p)
+    p.set_defaults(run=_run_detect)
 
 
 def _add_import(sub) -> None:
@@ -136,6 +136,7 @@ def _add_import(sub) -> None:
     )
     p.add_argument("--landmark-args", type=Path, help="JSON of the landmark model's arguments")
     p.add_argument("-o", "--output", type=Path, required=True)
+    p.set_defaults(run=_run_import)
 
 
 def _run_import(args) -> None:
@@ -186,7 +187,7 @@ def _run_train(args) -> None:
         args.output,
         checkpoint,
         args.init,
-        _progress(args, f"stage {args.stage}"),
+        progress_for(args, f"stage {args.stage}"),
         cancel,
         export_only=args.export_checkpoint,
     )
@@ -194,7 +195,7 @@ def _run_train(args) -> None:
 
 
 @dataclass
-class KneeDetector:
+class KneeDetector(MarkupsPerImage):
     """One radiograph -> ``stem.mrk.json`` (see LandmarkCoreLib.batch)."""
 
     model: object
@@ -203,16 +204,9 @@ class KneeDetector:
     single_stage: bool
     refine: bool
 
-    def output_names(self, stem: str) -> list[str]:
-        return [f"{stem}.mrk.json"]
-
-    def __call__(self, source: Path, stem: str, output: Path) -> dict:
-        from LandmarkCoreLib.images import read_image
-        from LandmarkCoreLib.landmarks import write_landmarks
-
+    def detect(self, image, source: Path) -> tuple[object, dict]:
         from .pipeline import detect_landmarks
 
-        image = read_image(source, "image", dimension=2)
         if self.spacing is not None:
             image.SetSpacing((self.spacing, self.spacing))
         notices: list[str] = []
@@ -224,8 +218,8 @@ class KneeDetector:
             pixel_size_mm=self.pixel_size,
             refine=self.refine,
         )
-        write_landmarks(output / f"{stem}.mrk.json", landmarks)
-        return {"landmarks": len(landmarks), "notices": notices} if notices else {"landmarks": len(landmarks)}
+        log = {"landmarks": len(landmarks), "notices": notices} if notices else {"landmarks": len(landmarks)}
+        return landmarks, log
 
 
 def _run_detect(args) -> int:
@@ -244,19 +238,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_import(sub)
     evaluate = sub.add_parser("evaluate", help="compare detections with ground truth (MRE, SDR, CED)")
     add_evaluate_arguments(evaluate)
-    evaluate.set_defaults(radii=list(EVALUATION_RADII_MM), outlier_threshold=OUTLIER_MM)
+    evaluate.set_defaults(run=run_evaluate, radii=list(EVALUATION_RADII_MM), outlier_threshold=OUTLIER_MM)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {
-        "train": _run_train,
-        "detect": _run_detect,
-        "import-kneel": _run_import,
-        "evaluate": run_evaluate,
-    }
-    return run_command("knee-landmarks", lambda: commands[args.command](args))
+    return run_command("knee-landmarks", lambda: args.run(args))
 
 
 if __name__ == "__main__":

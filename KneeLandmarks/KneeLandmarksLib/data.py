@@ -19,6 +19,7 @@ import SimpleITK as sitk
 import torch
 import torch.nn.functional as F  # noqa: N812
 from LandmarkCoreLib.datasets import KNEEL_LABELS
+from LandmarkCoreLib.images import IMAGE_SUFFIXES_2D as IMAGE_SUFFIXES
 from LandmarkCoreLib.images import physical_to_index, read_image
 from LandmarkCoreLib.landmarks import LandmarkSet
 from PIL import Image
@@ -199,19 +200,6 @@ def image_geometry(path: Path) -> sitk.Image:
     return image
 
 
-IMAGE_SUFFIXES = (
-    ".png",
-    ".jpg",
-    ".jpeg",
-    ".bmp",
-    ".tif",
-    ".tiff",
-    ".dcm",
-    ".nrrd",
-    ".nii",
-    ".nii.gz",
-    ".mha",
-)
 LANDMARK_SUFFIXES = (".mrk.json", ".fcsv", ".csv", ".json")
 
 

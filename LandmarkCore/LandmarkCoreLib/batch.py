@@ -12,6 +12,7 @@ import json
 import os
 import tempfile
 import time
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -48,6 +49,25 @@ class Detector(Protocol):
 
     def __call__(self, source: Path, stem: str, output: Path) -> dict:
         """Detect on ``source``, write the outputs, return extra fields for the log."""
+
+
+class MarkupsPerImage(ABC):
+    """A :class:`Detector` of the 2D modules: one image in, ``stem.mrk.json`` out."""
+
+    @abstractmethod
+    def detect(self, image: Any, source: Path) -> tuple[Any, dict]:
+        """The landmarks found in ``image`` (read from ``source``) and the extra fields for the log."""
+
+    def output_names(self, stem: str) -> list[str]:
+        return [f"{stem}.mrk.json"]
+
+    def __call__(self, source: Path, stem: str, output: Path) -> dict:
+        from .images import read_image
+        from .landmarks import write_landmarks
+
+        landmarks, log = self.detect(read_image(source, "image", dimension=2), source)
+        write_landmarks(output / f"{stem}.mrk.json", landmarks)
+        return log
 
 
 def _is_dicom_series(folder: Path) -> bool:

@@ -7,11 +7,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from LandmarkCoreLib.commandline import add_batch_arguments, run_command, run_detect_batch
+from LandmarkCoreLib.commandline import add_batch_arguments, progress_for, run_command, run_detect_batch
 from LandmarkCoreLib.evaluate_folders import add_evaluate_arguments, run_evaluate
 from LandmarkCoreLib.images import IMAGE_SUFFIXES_3D, read_image
 from LandmarkCoreLib.landmarks import read_landmarks, write_landmarks
-from LandmarkCoreLib.progress import json_lines_progress, no_progress, tqdm_progress
+from LandmarkCoreLib.progress import no_progress
 from LandmarkCoreLib.segmentations import read_mask
 from LandmarkCoreLib.settings import add_setting_arguments, settings_from_arguments
 
@@ -19,10 +19,6 @@ from .config import DetectionConfig, TrainingConfig
 from .model import OneShotModel
 from .pipeline import METHODS, detect_landmarks, train_model
 from .qc import write_qc_png
-
-
-def _progress(args: argparse.Namespace, description: str):
-    return json_lines_progress() if args.progress_format == "jsonl" else tqdm_progress(description)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -37,7 +33,7 @@ def _train(args: argparse.Namespace) -> int:
         read_mask(args.validation_soi, args.soi_segment, validation, "validation SOI mask"),
         config,
         DetectionConfig(),
-        _progress(args, "training"),
+        progress_for(args, "training"),
         None,
         args.checkpoint or args.output.with_name(args.output.name + ".checkpoint"),
     )
