@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 import torch
+from KneeLandmarksLib.data import resolve_training_cases
 from KneeLandmarksLib.pipeline import KneeModel, default_model_path, detect_landmarks
 from KneeLandmarksLib.shape_model import case_shapes, cross_validate
 from LandmarkCoreLib.datasets import isbi_cases
@@ -202,7 +203,7 @@ def plausibility_lines(model: KneeModel, cases, predicted: np.ndarray) -> list[s
     shape = model.shape_model
     if shape is None:
         return ["", "(no shape model in this model file: plausibility not measured)"]
-    train = cross_validate(case_shapes(isbi_cases("train")))
+    train = cross_validate(case_shapes(resolve_training_cases("isbi:train")))
     medians, largest = train.per_fold(np.median), train.per_fold(np.max)
     test_truth = [shape.measure(c.senior.points).distance for c in cases]
     test_predicted = [shape.measure(p).distance for p in predicted]
