@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODULES = ("OneShotLandmarks", "KneeLandmarks", "FaceLandmarks")
 
@@ -15,3 +17,11 @@ def scene_snapshot(scene) -> list[tuple[str, str, int]]:
         node = scene.GetNthNode(index)
         nodes.append((node.GetClassName(), node.GetName() or "", int(node.GetMTime())))
     return sorted(nodes)
+
+
+def assert_refused_leaving_scene_unchanged(scene, action, error: type[Exception], text: str) -> None:
+    """``action()`` raises ``error`` matching ``text`` and leaves every node of ``scene`` as it was."""
+    before = scene_snapshot(scene)
+    with pytest.raises(error, match=text):
+        action()
+    assert scene_snapshot(scene) == before

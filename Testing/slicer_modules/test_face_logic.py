@@ -19,7 +19,7 @@ from FaceLandmarksSlicer.logic import FaceInputs, FaceLandmarksLogic
 from LandmarkCoreLib.errors import InputError, ModelFileError
 from LandmarkCoreLib.landmarks import LPS_RAS_FLIP
 from LandmarkCoreLib.modelfile import ModelFile, save_model_file
-from module_test_helpers import scene_snapshot
+from module_test_helpers import assert_refused_leaving_scene_unchanged
 
 pytestmark = pytest.mark.realdata
 
@@ -130,10 +130,7 @@ def test_no_face_and_bad_models_are_refused_without_touching_the_scene(scene, ph
         (lambda: logic.startBatchDetection(batch), InputError, "model"),
     ]
     for action, error, text in cases:
-        before = scene_snapshot(scene)
-        with pytest.raises(error, match=text):
-            action()
-        assert scene_snapshot(scene) == before
+        assert_refused_leaving_scene_unchanged(scene, action, error, text)
     flagged = logic.detect(FaceInputs(inputVolume=volume, keepFlagged=True), stub_model(None))
     assert flagged.GetNumberOfControlPoints() == 68
 

@@ -19,7 +19,7 @@ from KneeLandmarksSlicer.logic import KneeInputs, KneeLandmarksLogic
 from LandmarkCoreLib.errors import InputError, ModelFileError
 from LandmarkCoreLib.landmarks import LPS_RAS_FLIP
 from LandmarkCoreLib.modelfile import ModelFile, save_model_file
-from module_test_helpers import scene_snapshot
+from module_test_helpers import assert_refused_leaving_scene_unchanged
 
 pytestmark = pytest.mark.realdata
 
@@ -118,10 +118,7 @@ def test_bad_input_is_refused_and_leaves_the_scene_unchanged(scene, random_model
         (lambda: logic.startBatchDetection(missing), InputError, "does not exist"),
     ]
     for action, error, text in cases:
-        before = scene_snapshot(scene)
-        with pytest.raises(error, match=text):
-            action()
-        assert scene_snapshot(scene) == before
+        assert_refused_leaving_scene_unchanged(scene, action, error, text)
 
 
 def test_batch_detection_runs_the_cli_in_a_child_process(random_model_path, cephalogram, tmp_path):
