@@ -8,7 +8,6 @@ class, its bundled model, its image suffixes and the Lib call of :meth:`Detector
 from __future__ import annotations
 
 import importlib
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,20 +140,14 @@ class DetectorLogic(SceneLogic):
         suffixes = self.imageSuffixes()
         images = scene_helpers.image_files(require_path(inputs.batchInputFolder, "input folder"), suffixes)
         outputFolder = require_path(inputs.batchOutputFolder, "output folder")
-        started = time.time()
-
-        def finish(result):
-            return tasks.batch_summary(images, outputFolder, suffixes, result, started)
-
-        workers = tasks.executor_arguments(inputs.batchWorkers)
-        arguments = ["-m", self.modelPath, *workers, "-o", outputFolder, *images]
-        return tasks.start_cli_task(
+        return tasks.start_batch_task(
             f"{self.LIB}.cli",
-            "detect",
-            arguments,
+            ["-m", self.modelPath, *images],
+            images,
+            suffixes,
+            outputFolder,
+            inputs.batchWorkers,
             self.libPackages(),
-            finish,
-            success_codes=tasks.BATCH_EXIT_CODES,
         )
 
     def evaluate(self, detectedNode: Any, truthNode: Any, tableNode: Any = None) -> tuple[Any, float]:

@@ -11,6 +11,7 @@ import logging
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,6 +138,26 @@ class BatchSummary:
         total = len(self.written) + len(self.failed)
         text = f"{len(self.written)} of {total} inputs: landmarks written to {self.output_folder}"
         return text + (f"; no result for {', '.join(self.failed)}." if self.failed else ".")
+
+
+def start_batch_task(
+    cli_module: str,
+    arguments: Sequence[object],
+    images: Sequence[Path],
+    suffixes: Sequence[str],
+    output_folder: Path,
+    workers: int,
+    packages: Sequence[object],
+) -> BackgroundTask:
+    """Start ``cli_module detect`` (``arguments`` name the model and the inputs) with ``workers`` into
+    ``output_folder``; the task's result is the :class:`BatchSummary` of ``images``."""
+    started = time.time()
+
+    def finish(result: jobs.JobResult) -> BatchSummary:
+        return batch_summary(images, output_folder, suffixes, result, started)
+
+    arguments = [*executor_arguments(workers), "-o", output_folder, *arguments]
+    return start_cli_task(cli_module, "detect", arguments, packages, finish, success_codes=BATCH_EXIT_CODES)
 
 
 def batch_summary(

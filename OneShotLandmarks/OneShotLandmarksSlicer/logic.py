@@ -10,7 +10,6 @@ input is converted (and so checked) before anything starts or any node is create
 from __future__ import annotations
 
 import pathlib
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -367,13 +366,12 @@ class OneShotLandmarksLogic(SceneLogic):
         self.loadModel(modelPath if modelPath is not None else self.modelPath)  # a foreign file fails here
         volumes = scene_helpers.image_files(require_path(inputs.inputFolder, "input folder"), VOLUME_SUFFIXES)
         outputFolder = require_path(inputs.outputFolder, "output folder")
-        started = time.time()
-
-        def finish(result):
-            return tasks.batch_summary(volumes, outputFolder, VOLUME_SUFFIXES, result, started)
-
-        workers = tasks.executor_arguments(inputs.batchWorkers)
-        arguments = [*self._detectionFlags(inputs), *workers, "-o", outputFolder, inputs.inputFolder]
-        return tasks.start_cli_task(
-            CLI_MODULE, "detect", arguments, self._packages(), finish, success_codes=tasks.BATCH_EXIT_CODES
+        return tasks.start_batch_task(
+            CLI_MODULE,
+            [*self._detectionFlags(inputs), inputs.inputFolder],
+            volumes,
+            VOLUME_SUFFIXES,
+            outputFolder,
+            inputs.batchWorkers,
+            self._packages(),
         )
