@@ -311,7 +311,10 @@ def test_cli_detect_writes_markups_and_flags_no_face(tmp_path):
     )
     written = json.loads((tmp_path / "out" / "blank.mrk.json").read_text())
     assert len(written["markups"][0]["controlPoints"]) == 68
-    assert code == 3  # a blank image: the localiser finds no face; --keep-flagged still writes the guess
+    # A blank image: the localiser finds no face; --keep-flagged writes the guess, so the input is done
+    # (exit 0) and the batch log says that it was flagged.
+    (record,) = [json.loads(line) for line in (tmp_path / "out" / "batch_log.jsonl").read_text().splitlines()]
+    assert code == 0 and record["status"] == "done" and record["no_face_flagged"] is True
     assert cli.main(["detect", "-m", str(tmp_path / "nothing.pt"), "-o", str(tmp_path), "x.png"]) == 2
 
 
