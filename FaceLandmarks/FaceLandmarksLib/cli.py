@@ -25,8 +25,8 @@ from LandmarkCoreLib.commandline import (
     number_in,
     positive_int,
     progress_for,
-    run_command,
     run_detect_batch,
+    run_subcommand,
 )
 from LandmarkCoreLib.errors import InputError
 from LandmarkCoreLib.evaluate_folders import add_evaluate_arguments, run_evaluate
@@ -121,6 +121,7 @@ def _data_splits(args, input_size: int):
 def _run_train_source(args) -> None:
     from .training import train_source
 
+    torch.set_num_threads(args.threads)
     config = settings_from_arguments(SourceConfig, args)
     train, test = _data_splits(args, config.input_size)
     model = train_source(
@@ -140,6 +141,7 @@ def _run_train(args) -> None:
 
     from .training import SOURCE_KIND, train_target
 
+    torch.set_num_threads(args.threads)
     config = settings_from_arguments(TargetConfig, args)
     source = load_model_file(args.source, SOURCE_KIND) if args.source else None
     input_size = source.config["input_size"] if source else args.input_size
@@ -215,10 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if getattr(args, "threads", None):
-        torch.set_num_threads(args.threads)
-    return run_command("face-landmarks", lambda: args.run(args))
+    return run_subcommand(build_parser(), argv)
 
 
 if __name__ == "__main__":

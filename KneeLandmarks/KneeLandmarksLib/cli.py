@@ -25,8 +25,8 @@ from LandmarkCoreLib.commandline import (
     positive_float,
     positive_int,
     progress_for,
-    run_command,
     run_detect_batch,
+    run_subcommand,
 )
 from LandmarkCoreLib.evaluate_folders import add_evaluate_arguments, run_evaluate
 from LandmarkCoreLib.images import IMAGE_SUFFIXES_2D
@@ -243,8 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_command("knee-landmarks", lambda: args.run(args))
+    return run_subcommand(build_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,14 @@ from .batch import (
 from .errors import InputError, LandmarkError
 from .progress import ProgressCallback, json_lines_progress, tqdm_progress
 
-__all__ = ["EXIT_INTERRUPTED", "EXIT_USER_ERROR", "add_batch_arguments", "run_command", "run_detect_batch"]
+__all__ = [
+    "EXIT_INTERRUPTED",
+    "EXIT_USER_ERROR",
+    "add_batch_arguments",
+    "run_command",
+    "run_detect_batch",
+    "run_subcommand",
+]
 
 
 def run_command(program: str, command: Callable[[], object]) -> int:
@@ -45,6 +52,13 @@ def run_command(program: str, command: Callable[[], object]) -> int:
     except KeyboardInterrupt:
         print(f"{program}: interrupted; what was saved (e.g. the last checkpoint) is kept", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def run_subcommand(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the sub-command it names (the ``run`` its sub-parser sets) under
+    :func:`run_command`, as program ``parser.prog``."""
+    args = parser.parse_args(argv)
+    return run_command(parser.prog, lambda: args.run(args))
 
 
 def add_batch_arguments(parser: argparse.ArgumentParser) -> None:

@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from LandmarkCoreLib.commandline import add_batch_arguments, progress_for, run_command, run_detect_batch
+from LandmarkCoreLib.commandline import add_batch_arguments, progress_for, run_detect_batch, run_subcommand
 from LandmarkCoreLib.evaluate_folders import add_evaluate_arguments, run_evaluate
 from LandmarkCoreLib.images import IMAGE_SUFFIXES_3D, read_image
 from LandmarkCoreLib.landmarks import read_landmarks, write_landmarks
@@ -103,8 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_command("oneshot-landmarks", lambda: args.run(args))
+    return run_subcommand(build_parser(), argv)
 
 
 if __name__ == "__main__":
