@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from web_helpers import choose, screenshot
+from web_helpers import choose, downloaded_landmarks, screenshot
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
@@ -17,7 +17,6 @@ def test_knee_and_face_in_two_tabs(page, web_server, data_root, tmp_path):
     """Tab 1: knee flow on ISBI 151 from the data folder. Tab 2 (its own session): a wrong upload is
     refused there and leaves tab 1's result alone, then the face flow on an uploaded frame."""
     from LandmarkCoreLib.datasets import isbi_cases
-    from LandmarkCoreLib.landmarks import read_landmarks
 
     case = isbi_cases("test1", data_root)[0]
     url = web_server(case.image.parent)
@@ -43,12 +42,9 @@ def test_knee_and_face_in_two_tabs(page, web_server, data_root, tmp_path):
     assert "'notes.txt' is not one of" in other.inner_text("#knee-message")
     assert page.inner_text("#knee-message") == "19 landmarks; drag them to correct"
 
-    with page.expect_download(timeout=STEP_MS) as download:
-        page.click("#knee-download")
-    path = tmp_path / "knee.mrk.json"
-    download.value.save_as(path)
+    downloaded = downloaded_landmarks(page, "knee-download", tmp_path / "knee.mrk.json", STEP_MS)
     truth = case.annotation("senior")
-    found = read_landmarks(path, "downloaded landmarks").subset(truth.labels).points[:, :2]
+    found = downloaded.subset(truth.labels).points[:, :2]
     error = float(np.linalg.norm(found - truth.points, axis=1).mean())
     print(f"knee: mean radial error {error:.2f} mm on case {case.case_id}")
     assert error < ERROR_BOUND_MM
@@ -61,7 +57,6 @@ FACE_NME_BOUND = 0.13  # the Face self-test's bound on this frame (measured 0.06
 def detect_face(page, data_root, tmp_path) -> None:
     """Face page: upload a YouTube-Faces test frame, Detect on the whole image, download, check the NME."""
     from LandmarkCoreLib.datasets import inter_ocular_distance, youtube_faces_samples
-    from LandmarkCoreLib.landmarks import read_landmarks
 
     sample = next(
         s for s in youtube_faces_samples("test", data_root) if s.image.name.endswith("Hakim_01.jpg")
@@ -73,11 +68,7 @@ def detect_face(page, data_root, tmp_path) -> None:
     page.click("#face-detect")
     page.wait_for_selector("#face-message:has-text('68 landmarks; drag')", timeout=STEP_MS)
     screenshot(page, "face")
-    with page.expect_download(timeout=STEP_MS) as download:
-        page.click("#face-download")
-    path = tmp_path / "face.mrk.json"
-    download.value.save_as(path)
-    found = read_landmarks(path, "downloaded landmarks").points[:, :2]
+    found = downloaded_landmarks(page, "face-download", tmp_path / "face.mrk.json", STEP_MS).points[:, :2]
     nme = float(np.linalg.norm(found - sample.points, axis=1).mean() / inter_ocular_distance(sample.points))
     print(f"face: NME {nme:.3f} on {sample.image.name}")
     assert nme < FACE_NME_BOUND

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from web_helpers import choose, screenshot
+from web_helpers import choose, downloaded_landmarks, screenshot
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
@@ -52,12 +52,9 @@ def test_oneshot_train_detect_download(page, web_server, data_root, tmp_path):
     page.click("#oneshot-evaluate")
     page.wait_for_selector("#oneshot-error:has-text('Mean radial error')", timeout=STEP_MS)
     screenshot(page, "oneshot")
-    with page.expect_download(timeout=STEP_MS) as download:
-        page.click("#oneshot-download")
-    path = tmp_path / "detected.mrk.json"
-    download.value.save_as(path)
+    downloaded = downloaded_landmarks(page, "oneshot-download", tmp_path / "detected.mrk.json", STEP_MS)
     truth = read_landmarks(mouse / "landmarks" / f"{TARGET}.mrk.json", "truth")
-    found = read_landmarks(path, "downloaded landmarks").subset(truth.labels)
+    found = downloaded.subset(truth.labels)
     error = float(np.linalg.norm(found.points - truth.points, axis=1).mean())
     print(
         f"one-shot: mean radial error {error:.3f} mm on {TARGET}; page: {page.inner_text('#oneshot-error')}"

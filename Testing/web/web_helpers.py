@@ -20,3 +20,13 @@ def choose(page, chooser: str, name: str) -> None:
     page.click(f"#{chooser}")
     page.keyboard.type(name)
     page.get_by_role("option", name=name).click()
+
+
+def downloaded_landmarks(page, button: str, path: Path, timeout_ms: int):
+    """Click ``#button``, save the file the page sends to ``path`` and read it as landmarks."""
+    from LandmarkCoreLib.landmarks import read_landmarks
+
+    with page.expect_download(timeout=timeout_ms) as download:
+        page.click(f"#{button}")
+    download.value.save_as(path)
+    return read_landmarks(path, "downloaded landmarks")
