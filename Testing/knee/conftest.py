@@ -22,10 +22,11 @@ TINY = Preset(
 
 def blob_image(points_px: np.ndarray, size: int = 64, spacing: float = 1.0) -> sitk.Image:
     rows, cols = np.mgrid[0:size, 0:size]
-    array = np.zeros((size, size), np.float32)
+    # A smooth background ramp, as on a film: a constant edge band reads as a truncated file and is refused.
+    array = (20 + 30 * (rows + cols) / (2 * size)).astype(np.float32)
     for x, y in points_px:
         array += 200 * np.exp(-((cols - x) ** 2 + (rows - y) ** 2) / 8.0)
-    image = sitk.GetImageFromArray(array.astype(np.uint8))
+    image = sitk.GetImageFromArray(np.clip(array, 0, 255).astype(np.uint8))
     image.SetSpacing((spacing, spacing))
     return image
 
