@@ -73,7 +73,8 @@ def test_interrupt_reaches_a_command_started_with_sigint_ignored():
         [sys.executable, "-c", child],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
+        encoding="utf-8",
+        errors="replace",
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     assert process.stdout.readline().strip() == "started"

@@ -80,7 +80,7 @@ def scheduler(tmp_path_factory):
 
 
 def _run(command: list) -> subprocess.CompletedProcess:
-    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+    return subprocess.run(command, capture_output=True, encoding="utf-8", errors="replace", timeout=300)
 
 
 def _points(folder: Path) -> dict[str, np.ndarray]:
@@ -111,7 +111,9 @@ def test_a_worker_killed_mid_batch_loses_no_output(scheduler, data_root, tmp_pat
     films = [str(data_root / "isbi2015_ceph" / "images" / name) for name in FILMS]
     out = tmp_path / "out"
     command = knee_detect_command(out, "--scheduler", address, *films)
-    batch = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    batch = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, encoding="utf-8", errors="replace"
+    )
     first = batch.stdout.readline()  # the first input finished: the batch is under way
     assert '"progress"' in first, batch.stderr.read()
     victim, pid = next(iter(client.run(os.getpid).items()))

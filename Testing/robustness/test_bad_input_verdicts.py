@@ -21,7 +21,13 @@ pytestmark = pytest.mark.realdata
 
 
 def run(command: str, *args, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([BIN / command, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [BIN / command, *map(str, args)],
+        capture_output=True,
+        encoding="utf-8",
+        errors="replace",
+        timeout=timeout,
+    )
 
 
 def one_clear_line(result: subprocess.CompletedProcess, *words: str) -> None:
@@ -206,7 +212,9 @@ def test_ctrl_c_writes_the_log_and_exits_130(film, tmp_path, knee_detect_command
     for i in range(6):
         shutil.copy(film, tmp_path / f"film{i}.jpg")
     command = knee_detect_command(tmp_path / "out", *sorted(tmp_path.glob("film*.jpg")))
-    batch = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    batch = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, encoding="utf-8", errors="replace"
+    )
     assert '"progress"' in batch.stdout.readline()  # one film is done
     os.kill(batch.pid, signal.SIGINT)
     _, stderr = batch.communicate(timeout=120)

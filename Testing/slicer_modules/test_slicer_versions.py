@@ -22,7 +22,8 @@ def test_modules_on_slicers_own_python_layer(tag):
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
-        text=True,
+        encoding="utf-8",
+        errors="replace",
         timeout=600,
     )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]

@@ -197,7 +197,12 @@ def test_icon_is_a_128_pixel_png(module):
 
 def _run_python(code: str) -> str:
     out = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", code],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        encoding="utf-8",
+        errors="replace",
+        timeout=120,
     )
     assert out.returncode == 0, out.stderr
     return out.stdout.strip()
