@@ -1,6 +1,6 @@
 """A structure of interest from the image alone: threshold (Otsu's when none is given), the largest
-connected component, enclosed holes filled. For micro-CT of bone a fixed threshold gives the skull; for a
-head MRI Otsu's threshold gives the head."""
+connected component. For micro-CT of bone a fixed threshold gives the skull (the mouse data's bone-mask
+recipe); for a head MRI Otsu's threshold gives the head, with its enclosed dark parts (CSF) filled."""
 
 from __future__ import annotations
 
@@ -23,4 +23,6 @@ def threshold_soi(image: sitk.Image, threshold: float | None = None, what: str =
     if not sitk.GetArrayViewFromImage(largest).any():
         level = "Otsu's threshold" if threshold is None else f"threshold {threshold:g}"
         raise InputError(what, f"no voxel at or above {level}: no structure of interest")
-    return sitk.BinaryFillhole(largest, fullyConnected=False, foregroundValue=1)
+    if threshold is None:
+        largest = sitk.BinaryFillhole(largest, fullyConnected=False, foregroundValue=1)
+    return largest

@@ -165,22 +165,12 @@ class OneShotLandmarksLogic(SceneLogic):
         MRI. Returns
         ``(segmentation node, segment ID)``.
         """
-        import SimpleITK as sitk
         import slicer
+        from OneShotLandmarksLib.soi import threshold_soi
 
         require_node(volumeNode, "volume to threshold")
         image = volume_node_to_image(volumeNode)
-        otsu = threshold is None
-        if otsu:
-            otsuFilter = sitk.OtsuThresholdImageFilter()
-            otsuFilter.Execute(sitk.Cast(image, sitk.sitkFloat32))
-            threshold = otsuFilter.GetThreshold()
-        components = sitk.ConnectedComponent(sitk.Cast(image >= float(threshold), sitk.sitkUInt8))
-        largest = sitk.Cast(sitk.RelabelComponent(components, sortByObjectSize=True) == 1, sitk.sitkUInt8)
-        if not sitk.GetArrayViewFromImage(largest).any():
-            raise InputError(f"volume '{volumeNode.GetName()}'", f"no voxel >= {threshold:g}")
-        if otsu:  # dark inner parts of a head (CSF in a T1) belong to it
-            largest = sitk.BinaryFillhole(largest, fullyConnected=False, foregroundValue=1)
+        largest = threshold_soi(image, threshold, what=f"volume '{volumeNode.GetName()}'")
         scene = scene_helpers.scene_of(volumeNode)
         scalar = image_to_volume_node(largest, scene, "SOI mask", create_display=False)
         labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "SOI labelmap")
