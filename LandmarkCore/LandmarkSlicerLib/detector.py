@@ -133,7 +133,8 @@ class DetectorLogic(SceneLogic):
         """Detect on every image of ``inputs.batchInputFolder`` with the loaded model, in a child process.
 
         With ``batchWorkers`` > 0 the CLI runs the images on a local Dask cluster of that many worker
-        processes. The task's result is a :class:`~LandmarkSlicerLib.tasks.BatchSummary` (written, failed).
+        processes. The task's result is a :class:`~LandmarkSlicerLib.tasks.BatchSummary` (written; failed,
+        with the reasons of the CLI's batch log).
         """
         if self.modelPath is None:
             raise InputError("model", "load a model first")
@@ -143,8 +144,6 @@ class DetectorLogic(SceneLogic):
         return tasks.start_batch_task(
             f"{self.LIB}.cli",
             ["-m", self.modelPath, *images],
-            images,
-            suffixes,
             outputFolder,
             inputs.batchWorkers,
             self.libPackages(),

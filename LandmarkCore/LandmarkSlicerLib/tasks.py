@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from LandmarkCoreLib import jobs
+from LandmarkCoreLib.batch import EXIT_ALL_DONE, EXIT_SOME_FAILED, LOG_NAME, iter_records
 from LandmarkCoreLib.errors import InputError, LandmarkError
 
 
@@ -112,73 +114,70 @@ def executor_arguments(workers: int) -> list[str]:
     return ["--workers", str(int(workers))] if workers else []
 
 
-#: Exit statuses a batch CLI may end with after writing some results (1: some inputs failed,
-#: 3: some photographs held no face); the summary then lists what is missing.
-BATCH_EXIT_CODES = (0, 1, 3)
-
-
-def input_stem(path: Path, suffixes: Iterable[str]) -> str:
-    """The file name without its image suffix (the name its landmark file is written under)."""
-    name = path.name
-    for suffix in sorted(suffixes, key=len, reverse=True):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return path.stem
+#: Exit statuses of a batch CLI that ran every input (1: some failed); the summary tells which.
+BATCH_EXIT_CODES = (EXIT_ALL_DONE, EXIT_SOME_FAILED)
 
 
 @dataclass
 class BatchSummary:
-    """What a batch left: the landmark files written and the inputs that got none."""
+    """What a batch left, read from its batch log: the landmark files written and, for each input
+    that got none, the reason the CLI recorded (``{input name: reason}``)."""
 
     output_folder: Path
     written: list[Path] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
 
     def __str__(self) -> str:
         total = len(self.written) + len(self.failed)
-        text = f"{len(self.written)} of {total} inputs: landmarks written to {self.output_folder}"
-        return text + (f"; no result for {', '.join(self.failed)}." if self.failed else ".")
+        text = f"{len(self.written)} of {total} inputs: landmarks written to {self.output_folder}."
+        if not self.failed:
+            return text
+        return "\n".join([text, "Failed:", *(f"- {name}: {why}" for name, why in self.failed.items())])
 
 
 def start_batch_task(
     cli_module: str,
     arguments: Sequence[object],
-    images: Sequence[Path],
-    suffixes: Sequence[str],
     output_folder: Path,
     workers: int,
     packages: Sequence[object],
 ) -> BackgroundTask:
     """Start ``cli_module detect`` (``arguments`` name the model and the inputs) with ``workers`` into
-    ``output_folder``; the task's result is the :class:`BatchSummary` of ``images``."""
+    ``output_folder``; the task's result is the :class:`BatchSummary` of the batch log it writes."""
     started = time.time()
 
     def finish(result: jobs.JobResult) -> BatchSummary:
-        return batch_summary(images, output_folder, suffixes, result, started)
+        return batch_summary(output_folder, result, started)
 
     arguments = [*executor_arguments(workers), "-o", output_folder, *arguments]
     return start_cli_task(cli_module, "detect", arguments, packages, finish, success_codes=BATCH_EXIT_CODES)
 
 
-def batch_summary(
-    inputs: Sequence[Path],
-    output_folder: Path,
-    suffixes: Iterable[str],
-    result: jobs.JobResult,
-    started: float,
-) -> BatchSummary:
-    """The summary of a finished batch; one that wrote nothing and failed raises its JobError.
+def batch_summary(output_folder: Path, result: jobs.JobResult, started: float) -> BatchSummary:
+    """The summary of a finished batch from the ``batch_log.jsonl`` it wrote into ``output_folder``.
 
-    Only landmark files written since ``started`` (``time.time()``) count, not older results.
+    A CLI that wrote no log since ``started`` (``time.time()``; an older log is another batch's)
+    ended before running any input: its JobError is raised.
     """
     output_folder = Path(output_folder)
-    summary = BatchSummary(output_folder)
-    for path in inputs:
-        written = output_folder / f"{input_stem(Path(path), suffixes)}.mrk.json"
-        if written.is_file() and written.stat().st_mtime >= started - 1.0:
-            summary.written.append(written)
-        else:
-            summary.failed.append(Path(path).name)
-    if result.returncode != 0 and not summary.written:
+    log = output_folder / LOG_NAME
+    if not log.is_file() or log.stat().st_mtime < started - 1.0:
         raise jobs.JobError("batch detection", result.returncode, result.stderr)
+    records = list(iter_records(output_folder))
+    summary = BatchSummary(output_folder)
+    for name, record in sorted(zip(input_names(records), records, strict=True), key=lambda pair: pair[0]):
+        if record["status"] == "done":
+            summary.written.append(output_folder / Path(record["output"]).name)
+        else:
+            summary.failed[name] = record.get("reason") or record["status"]
     return summary
+
+
+def input_names(records: Sequence[dict]) -> list[str]:
+    """Each record's input as a path relative to the folder that holds them all (the file name when
+    they share one folder), so that ``a/skull.nii.gz`` and ``b/skull.nii.gz`` stay apart."""
+    paths = [Path(os.path.abspath(r["input"])) for r in records]
+    if not paths:
+        return []
+    common = Path(os.path.commonpath([p.parent for p in paths]))
+    return [p.relative_to(common).as_posix() for p in paths]

@@ -351,16 +351,15 @@ class OneShotLandmarksLogic(SceneLogic):
         """Detect on every volume of ``inputs.inputFolder`` in a child process, into ``outputFolder``.
 
         The task's result is a :class:`~LandmarkSlicerLib.tasks.BatchSummary`: results written and
-        the targets that failed, which the CLI records without losing the others' results.
+        the targets that failed, with the reasons the CLI's batch log records.
         """
         self.loadModel(modelPath if modelPath is not None else self.modelPath)  # a foreign file fails here
-        volumes = scene_helpers.image_files(require_path(inputs.inputFolder, "input folder"), VOLUME_SUFFIXES)
+        # refuses a missing folder or one without volumes before the child process starts
+        scene_helpers.image_files(require_path(inputs.inputFolder, "input folder"), VOLUME_SUFFIXES)
         outputFolder = require_path(inputs.outputFolder, "output folder")
         return tasks.start_batch_task(
             CLI_MODULE,
             [*self._detectionFlags(inputs), inputs.inputFolder],
-            volumes,
-            VOLUME_SUFFIXES,
             outputFolder,
             inputs.batchWorkers,
             self._packages(),

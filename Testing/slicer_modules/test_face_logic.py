@@ -152,4 +152,5 @@ def test_batch_detection_reports_the_photograph_without_a_face(photograph, tmp_p
     batch = FaceInputs(batchInputFolder=folder, batchOutputFolder=tmp_path / "out")
     summary = logic.startBatchDetection(batch).wait(timeout=300)
     assert [p.name for p in summary.written] == ["face.mrk.json"]
-    assert summary.failed == ["blank.png"]
+    assert list(summary.failed) == ["blank.png"]
+    assert "blank.png': no face found" in summary.failed["blank.png"], summary.failed  # the CLI's reason

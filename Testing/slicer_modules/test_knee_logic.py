@@ -130,6 +130,7 @@ def test_batch_detection_runs_the_cli_in_a_child_process(random_model_path, ceph
     small = sitk.Shrink(image, [2, 2])  # RGB, 0.4 mm pixels, stored in the .nrrd
     for name in ("a", "b"):
         sitk.WriteImage(small, str(folder / f"{name}.nrrd"))
+    (folder / "bad.png").write_text("not an image")  # one bad input: failed, with its reason, in both modes
     logic = KneeLandmarksLogic()
     logic.loadModel(KneeInputs(modelSource="model file", modelPath=random_model_path))
     results = {}
@@ -139,11 +140,13 @@ def test_batch_detection_runs_the_cli_in_a_child_process(random_model_path, ceph
         task = logic.startBatchDetection(batch)
         assert ("--workers" in task.job.command) == (workers > 0)
         summary = task.wait(timeout=300)
-        assert summary.failed == [] and [p.name for p in summary.written] == ["a.mrk.json", "b.mrk.json"]
+        assert [p.name for p in summary.written] == ["a.mrk.json", "b.mrk.json"]
+        assert list(summary.failed) == ["bad.png"] and "not a readable image" in summary.failed["bad.png"]
+        assert f"- bad.png: image '{folder / 'bad.png'}': not a readable image" in str(summary)
         results[workers] = [read_landmarks(out / f"{name}.mrk.json").points for name in ("a", "b")]
         assert all(len(points) == 19 for points in results[workers])
         log = [json.loads(line) for line in (out / "batch_log.jsonl").read_text().splitlines()]
-        assert {r["status"] for r in log} == {"done"}
+        assert sorted(r["status"] for r in log) == ["done", "done", "failed"]
         assert all(r["worker"].startswith("tcp://127.0.0.1:") == (workers > 0) for r in log), log
     np.testing.assert_allclose(results[2], results[0], atol=1e-3)  # mm
     with pytest.raises(InputError, match="batch workers"):

@@ -246,6 +246,25 @@ def test_background_detection_through_the_cli(case):
     assert np.linalg.norm(_ras(node) - truth, axis=1).mean() < TINY_ERROR_BOUND_MM
 
 
+def test_batch_detection_lists_a_broken_volume_with_the_clis_reason(case, tmp_path):
+    """Detect in folder: the target beside a truncated copy of it; the summary comes from the batch log."""
+    from LandmarkCoreLib.landmarks import read_landmarks
+
+    scene, logic, nodes, inputs = case
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    (folder / f"{TARGET}.nii.gz").symlink_to(nodes["target_file"])
+    (folder / "broken.nii.gz").write_bytes(nodes["target_file"].read_bytes()[:4096])
+    batch = DetectionInputs(inputFolder=folder, outputFolder=out, device="cpu")
+    summary = logic.startBatchDetection(batch, inputs.modelPath).wait(timeout=600)
+    assert summary.written == [out / f"{TARGET}.mrk.json"]
+    assert list(summary.failed) == ["broken.nii.gz"]
+    assert "compressed file is truncated" in summary.failed["broken.nii.gz"]
+    detected = read_landmarks(summary.written[0])
+    truth = nodes["target_truth"].subset(detected.labels)
+    assert np.linalg.norm(detected.points - truth.points, axis=1).mean() < TINY_ERROR_BOUND_MM
+
+
 LAUNCHER = """\
 import signal, subprocess, sys
 from pathlib import Path

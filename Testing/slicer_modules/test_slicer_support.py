@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 import slicer
 from LandmarkCoreLib import jobs
+from LandmarkCoreLib.batch import plan_batch, run_batch
+from LandmarkCoreLib.errors import InputError
 from LandmarkCoreLib.landmarks import LandmarkSet
 from LandmarkSlicerLib import gui, tasks
 from LandmarkSlicerLib import scene as scene_helpers
@@ -219,34 +221,68 @@ def test_any_exception_resets_the_gui_and_the_buttons_follow_their_conditions(mo
     assert idle_calls == [True]  # the Widget re-evaluated its buttons once the job ended
 
 
+class HalfBroken:
+    """A batch Detector: writes ``stem.mrk.json`` for a .png, refuses a .nii.gz as unreadable."""
+
+    def output_names(self, stem: str) -> list[str]:
+        return [f"{stem}.mrk.json"]
+
+    def __call__(self, source, stem, output) -> dict:
+        if source.name.endswith(".nii.gz"):
+            raise InputError(f"image '{source.name}'", "not a readable image")
+        (output / f"{stem}.mrk.json").write_text("{}")
+        return {}
+
+
+def _inputs(folder, *names):
+    folder.mkdir()
+    for name in names:
+        (folder / name).write_text("x")
+    return [folder / name for name in names]
+
+
 def test_a_batch_with_failures_shows_its_summary_not_an_error(monitor_parts, monkeypatch, tmp_path):
     monitor, task, bar, status, cancel, train, errors = monitor_parts
     warnings, results = [], []
     monkeypatch.setattr(slicer.util, "warningDisplay", lambda text, *a, **k: warnings.append(text))
     started = time.time()
-    inputs = [tmp_path / "a.png", tmp_path / "b.nii.gz"]
+    items, _ = plan_batch(_inputs(tmp_path / "in", "a.png", "b.nii.gz"), (".png", ".nii.gz"))
     out = tmp_path / "out"
-    out.mkdir()
 
     def finish(result):
-        (out / "a.mrk.json").write_text("{}")  # what the batch CLI wrote before b failed
-        return tasks.batch_summary(inputs, out, (".png", ".nii.gz"), result, started)
+        run_batch(HalfBroken(), items, out, report=lambda table: None)  # the batch log the CLI writes
+        return tasks.batch_summary(out, result, started)
 
     monitor.run(task("fail", finish, tasks.BATCH_EXIT_CODES), "Batch detection...", results.append)
     drive(monitor)
     assert errors == [] and len(results) == 1
     summary = results[0]
-    assert summary.written == [out / "a.mrk.json"] and summary.failed == ["b.nii.gz"]
-    assert warnings == [str(summary)] and "no result for b.nii.gz" in warnings[0]
+    assert summary.written == [out / "a.mrk.json"]
+    assert summary.failed == {"b.nii.gz": "image 'b.nii.gz': not a readable image"}
+    assert warnings == [str(summary)] and "- b.nii.gz: image 'b.nii.gz': not a readable image" in warnings[0]
 
 
-def test_a_batch_that_wrote_nothing_is_an_error(tmp_path):
+def test_the_summary_names_inputs_by_their_folders_where_their_names_are_the_same(tmp_path):
+    items, _ = plan_batch(
+        [*_inputs(tmp_path / "a", "skull.nii.gz"), *_inputs(tmp_path / "b", "skull.nii.gz")], (".nii.gz",)
+    )
+    missing = str(tmp_path / "c" / "missing.png")
+    started = time.time()
+    run_batch(HalfBroken(), items, tmp_path / "out", {missing: "file does not exist"}, report=print)
+    summary = tasks.batch_summary(tmp_path / "out", jobs.JobResult(returncode=1), started)
+    assert summary.written == []
+    assert list(summary.failed) == ["a/skull.nii.gz", "b/skull.nii.gz", "c/missing.png"]
+    assert summary.failed["c/missing.png"] == f"'{missing}': file does not exist"
+
+
+def test_a_batch_that_wrote_no_log_is_an_error(tmp_path):
     result = jobs.JobResult(returncode=1, stderr="error: model file 'm.pt': does not exist")
     with pytest.raises(jobs.JobError, match="does not exist"):
-        tasks.batch_summary([tmp_path / "a.png"], tmp_path, (".png",), result, time.time())
-    (tmp_path / "a.mrk.json").write_text("{}")  # an old result does not count for a new batch
-    with pytest.raises(jobs.JobError):
-        tasks.batch_summary([tmp_path / "a.png"], tmp_path, (".png",), result, time.time() + 60)
+        tasks.batch_summary(tmp_path, result, time.time())
+    items, _ = plan_batch(_inputs(tmp_path / "in", "a.png"), (".png",))
+    run_batch(HalfBroken(), items, tmp_path / "out", report=print)
+    with pytest.raises(jobs.JobError):  # an older batch's log does not count for a new batch
+        tasks.batch_summary(tmp_path / "out", result, time.time() + 60)
 
 
 def test_widget_cleanup_cancels_a_running_job(monitor_parts):
