@@ -27,11 +27,7 @@ from .config import DetectionConfig, TrainingConfig
 from .localization import concentration, joint_probability, localize, network_predictor
 from .model import OneShotModel
 from .orientation import candidate_rotations, normalised_cross_correlation, second_moments
-from .plausibility import (
-    require_plausible_scale,
-    require_same_handedness,
-    symmetry_mirror,
-)
+from .plausibility import handedness_warnings, require_plausible_scale, symmetry_mirror
 from .registration import linear_registration, register, transport_points
 from .sampling import (
     PatchGrid,
@@ -64,6 +60,7 @@ class DetectionResult:
     rotation_scores: dict[str, Any] = field(default_factory=dict)  # NCC per candidate: raw, polished
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     qc: dict[str, Any] = field(default_factory=dict)  # 'patch' (target in reference frame), 'patch_points'
+    warnings: list[str] = field(default_factory=list)  # a result written, but to be checked (and why)
 
     def log(self) -> dict[str, Any]:
         """JSON-able record of the run (no images)."""
@@ -75,6 +72,7 @@ class DetectionResult:
             "rotation_scores": self.rotation_scores,
             "timings": self.timings,
             "linear_metric": self.qc.get("linear_metric"),
+            "warnings": self.warnings,
         }
 
 
@@ -403,12 +401,13 @@ def detect_landmarks(
     fixed = sitk.Resample(prepared, fixed_grid, pose, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
     registered = register(fixed, model.registration_patch, model.detection, progress, cancel, seed)
     timings["registration"] = time.perf_counter() - clock
+    warnings = []
     if method == "oneshot" and model.detection.check_handedness:
         clock = time.perf_counter()
         mirrored = _mirrored_correlation(model, prepared, rotation, centre, seed)
         info["rotation_scores"]["handedness"] = {"as_read": -registered.metric, "mirrored": mirrored}
         timings["handedness"] = time.perf_counter() - clock
-        require_same_handedness(-registered.metric, mirrored)
+        warnings = handedness_warnings(-registered.metric, mirrored)
     patch_points = transport_points(model.landmarks.points, registered)
     points = apply_pose(patch_points, rotation, model.reference_centre, centre)
     require_inside_target(points, target, model.landmarks.labels)
@@ -424,4 +423,5 @@ def detect_landmarks(
         info.get("rotation_scores", {}),
         timings,
         {"patch": fixed, "patch_points": patch_points, "linear_metric": registered.metric},
+        warnings,
     )

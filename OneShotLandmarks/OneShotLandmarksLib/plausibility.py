@@ -5,8 +5,9 @@
   show it, as the network segments a stretched structure only in part);
 - handedness: a target whose anatomy is mirrored in world space (a header flipped by mistake) matches the
   reference better through a reflection than through any rotation; for a near-symmetric structure a
-  rotation still matches well, which would swap left and right labels silently. The reflection tried is
-  the reference's own symmetry plane, found at training among the principal planes of its SOI.
+  rotation still matches well, which would swap left and right labels silently: when neither reading fits
+  clearly better the result carries a warning. The reflection tried is the reference's own symmetry
+  plane, found at training among the principal planes of its SOI.
 
 A left-handed voxel grid (direction determinant -1) changes neither: both checks work in physical space.
 """
@@ -49,14 +50,17 @@ def symmetry_mirror(patch: np.ndarray, soi_patch: np.ndarray, grid: PatchGrid) -
     return best
 
 
-#: a reflection must beat the image as read by this much: near-symmetric mouse skulls correctly read gave
-#: up to 0.022 more through the reflection (6 of 18 targets refused without a margin), a mirrored header on
-#: the human template 0.109 more
+#: a reading of the handedness is confirmed when it fits better than the other by this much: near-symmetric
+#: mouse skulls correctly read gave up to 0.022 more through the reflection (6 of 18 targets refused without
+#: a margin), a mirrored header on the human template 0.109 more
 HANDEDNESS_MARGIN = 0.05
 
 
-def require_same_handedness(as_read: float, mirrored: float) -> None:
-    """Correlations (higher = better) of the target's registration as read and through the reflection."""
+def handedness_warnings(as_read: float, mirrored: float) -> list[str]:
+    """Correlations (higher = better) of the target's registration as read and through the reflection.
+
+    Raises InputError when the reflection fits clearly better (a mirrored header); returns a warning when
+    neither fits clearly better (near-symmetric anatomy: the image content cannot tell), else none."""
     if mirrored > as_read + HANDEDNESS_MARGIN:
         raise InputError(
             "target image",
@@ -64,3 +68,10 @@ def require_same_handedness(as_read: float, mirrored: float) -> None:
             f"{mirrored:.3f} through a reflection vs {as_read:.3f} as read): the image header's orientation "
             "is probably wrong; left and right landmarks would be swapped",
         )
+    if mirrored > as_read - HANDEDNESS_MARGIN:
+        return [
+            f"handedness could not be confirmed from the image content (near-symmetric anatomy: "
+            f"registration correlation {as_read:.3f} as read vs {mirrored:.3f} through a reflection): check "
+            "the header's orientation; if it is mirrored, left and right landmarks are swapped"
+        ]
+    return []
