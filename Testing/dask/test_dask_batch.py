@@ -105,6 +105,60 @@ def test_knee_batch_on_two_workers_equals_the_in_process_run(
     assert workers <= set(client.scheduler_info()["workers"]) and len(workers) >= 1
 
 
+#: The reduced training of Testing/slicer_modules/test_oneshot_logic.py (TINY): finds the skull in seconds.
+TINY_TRAINING = ["--width", "16", "--max-epochs", "2", "--volumes-per-epoch", "1", "--patience", "1"]
+REFERENCE, VALIDATION, TARGET = "C57BL6_J_", "BALB_CBYJ_", "C3H_HEJ_"
+#: The second input: the target with its header moved by this much (mm), so that the two outputs differ.
+SHIFT_MM = 5.0
+
+
+@pytest.fixture(scope="module")
+def oneshot_batch(data_root, tmp_path_factory):
+    """(model file, input folder): a one-shot model trained by the CLI with TINY settings on one mouse
+    skull, and two targets named alike (``a/skull``, ``b/skull``): a real skull and its shifted copy."""
+    import SimpleITK as sitk
+    from LandmarkCoreLib.datasets import mouse_skull_subjects
+
+    subjects = {s.name: s for s in mouse_skull_subjects(data_root)}
+    reference, validation = subjects[REFERENCE], subjects[VALIDATION]
+    root = tmp_path_factory.mktemp("oneshot")
+    train = [BIN / "oneshot-landmarks", "train", "--reference", reference.image]
+    train += ["--reference-landmarks", reference.landmarks, "--reference-soi", reference.bone_mask]
+    train += ["--validation", validation.image, "--validation-soi", validation.bone_mask]
+    train += ["--working-spacing-mm", "1.0", "--device", "cpu", *TINY_TRAINING]
+    trained = _run([*train, "--progress-format", "jsonl", "-o", root / "model.pt"])
+    assert trained.returncode == 0, trained.stderr
+    image = sitk.ReadImage(str(subjects[TARGET].image))
+    for folder, shift in (("a", 0.0), ("b", SHIFT_MM)):
+        (root / "in" / folder).mkdir(parents=True)
+        image.SetOrigin([image.GetOrigin()[0] + shift, *image.GetOrigin()[1:]])
+        sitk.WriteImage(image, str(root / "in" / folder / "skull.nii.gz"))
+    return root / "model.pt", root / "in"
+
+
+@pytest.mark.realdata
+def test_oneshot_batch_on_two_workers_equals_the_in_process_run(scheduler, oneshot_batch, tmp_path):
+    address, client = scheduler
+    model, inputs = oneshot_batch
+    detect = [BIN / "oneshot-landmarks", "detect", "-m", model, "--threads", "1"]
+    detect += ["--progress-format", "jsonl"]
+    serial = _run([*detect, "-o", tmp_path / "serial", inputs])
+    assert serial.returncode == 0, serial.stderr
+    on_cluster = _run([*detect, "-o", tmp_path / "cluster", "--scheduler", address, inputs])
+    assert on_cluster.returncode == 0, on_cluster.stderr
+    expected, got = _points(tmp_path / "serial"), _points(tmp_path / "cluster")
+    assert sorted(got) == ["a_skull.mrk.json", "b_skull.mrk.json"] == sorted(expected)
+    moved = expected["b_skull.mrk.json"] - expected["a_skull.mrk.json"]
+    assert np.abs(moved.mean(0) - [SHIFT_MM, 0, 0]).max() < 0.5  # two inputs told apart, not one twice
+    for name, points in expected.items():
+        assert np.linalg.norm(got[name] - points, axis=1).max() <= 1e-3  # mm
+    records = list(iter_records(tmp_path / "cluster"))
+    assert [r["status"] for r in records] == ["done", "done"]
+    assert {r["worker"] for r in records} <= set(client.scheduler_info()["workers"])  # who did what
+    table = (tmp_path / "cluster" / "batch_summary.md").read_text()
+    assert all(f"| {r['worker']} |" in table for r in records)
+
+
 @pytest.mark.realdata
 def test_a_worker_killed_mid_batch_loses_no_output(scheduler, data_root, tmp_path, knee_detect_command):
     address, client = scheduler
