@@ -8,25 +8,39 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
+from LandmarkCoreLib.settings import fraction_setting, setting
 
 
 @dataclass
 class AugmentConfig:
-    rotation_deg: float = 10.0
-    zoom_range: float = 0.1  # zoom in [1 - r, 1 + r]
-    perspective: float = 0.05  # homographic term, fraction of the crop per side
-    shift_mm: float = 6.0  # crop centre jitter (simulates the previous stage's error; stages 2, 3)
-    p_gamma: float = 0.5
-    gamma_range: float = 0.3  # gamma in [1 - r, 1 + r]
-    p_noise: float = 0.3
-    noise_std: float = 0.05
-    p_salt_pepper: float = 0.2
-    salt_pepper_fraction: float = 0.01
-    p_blur: float = 0.3  # half median 3x3, half Gaussian sigma ~ U(0.3, 1)
-    p_cutout: float = 0.5
-    cutout_fraction: float = 0.1  # side of the cut square as a fraction of the crop side
-    target_jitter_px: float = 0.0
-    mixup_alpha: float = 0.75  # Beta(alpha, alpha); <= 0 disables mixup
+    """The augmentation settings of a training stage (part of its :class:`~.train_config.TrainConfig`)."""
+
+    rotation_deg: float = setting(10.0, minimum=0.0, maximum=180.0, help="rotation in [-r, r] (degrees)")
+    zoom_range: float = setting(0.1, minimum=0.0, maximum=0.9, help="zoom in [1 - r, 1 + r]")
+    perspective: float = setting(
+        0.05, minimum=0.0, maximum=0.5, help="homographic term, fraction of the crop per side"
+    )
+    shift_mm: float = setting(
+        6.0, minimum=0.0, maximum=1000.0, help="crop centre jitter (mm; the previous stage's error)"
+    )
+    p_gamma: float = fraction_setting(0.5, help="gamma probability")
+    gamma_range: float = setting(0.3, minimum=0.0, maximum=0.9, help="gamma in [1 - r, 1 + r]")
+    p_noise: float = fraction_setting(0.3, help="Gaussian noise probability")
+    noise_std: float = setting(0.05, minimum=0.0, maximum=10.0, help="noise standard deviation")
+    p_salt_pepper: float = fraction_setting(0.2, help="salt-and-pepper probability")
+    salt_pepper_fraction: float = fraction_setting(0.01, help="fraction of pixels set")
+    #: half median 3x3, half Gaussian with sigma ~ U(0.3, 1)
+    p_blur: float = fraction_setting(0.3, help="blur probability")
+    p_cutout: float = fraction_setting(0.5, flag="--cutout", help="cutout probability")
+    cutout_fraction: float = fraction_setting(
+        0.1, help="side of the cut square as a fraction of the crop side"
+    )
+    target_jitter_px: float = setting(
+        0.0, minimum=0.0, maximum=1000.0, flag="--target-jitter", help="target jitter (input pixels)"
+    )
+    mixup_alpha: float = setting(
+        0.75, minimum=-1.0, maximum=100.0, flag="--mixup-alpha", help="Beta(alpha, alpha); <= 0: no mixup"
+    )
 
     @classmethod
     def none(cls) -> AugmentConfig:

@@ -21,24 +21,40 @@ from pathlib import Path
 from LandmarkCoreLib.batch import MarkupsPerImage
 from LandmarkCoreLib.commandline import (
     add_batch_arguments,
-    number_in,
     positive_float,
-    positive_int,
     progress_for,
     run_detect_batch,
     run_subcommand,
 )
 from LandmarkCoreLib.evaluate_folders import add_evaluate_arguments, run_evaluate
 from LandmarkCoreLib.images import IMAGE_SUFFIXES_2D
-from LandmarkCoreLib.networks import BLOCKS
 from LandmarkCoreLib.progress import CancelToken
+from LandmarkCoreLib.settings import add_setting_arguments, settings_from_arguments
 
-from .augment import AugmentConfig
-from .losses import LOSSES
 from .presets import PRESETS
+from .train_config import TrainConfig
 
 EVALUATION_RADII_MM = (1.0, 1.5, 2.0, 2.5, 3.0, 4.0)
 OUTLIER_MM = 10.0
+#: the TrainConfig settings ``train`` takes flags for (the others keep their defaults)
+TRAINING_FLAGS = (
+    "stage",
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "loss",
+    "block",
+    "width",
+    "depth",
+    "dropout",
+    "augment.mixup_alpha",
+    "augment.p_cutout",
+    "augment.target_jitter_px",
+    "n_folds",
+    "fold",
+    "seed",
+    "threads",
+)
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -61,7 +77,6 @@ def _add_train(sub) -> None:
     p.add_argument(
         "--spacing", type=positive_float, default=None, help="pixel size (mm) of the training images"
     )
-    p.add_argument("--stage", type=int, choices=(1, 2, 3), required=True)
     p.add_argument(
         "--init",
         type=Path,
@@ -70,35 +85,7 @@ def _add_train(sub) -> None:
     )
     p.add_argument("-o", "--output", type=Path, required=True)
     p.add_argument("--checkpoint", type=Path, help="resumable checkpoint (default: OUTPUT.ckpt)")
-    p.add_argument("--epochs", type=number_in(int, 1, 100000), default=60)
-    p.add_argument("--batch-size", type=number_in(int, 1, 4096), default=8)
-    p.add_argument("--lr", type=number_in(float, 1e-7, 1.0), default=1e-3)
-    p.add_argument("--loss", choices=LOSSES, default="wing")
-    p.add_argument("--block", choices=BLOCKS, default="hmp")
-    p.add_argument("--width", type=number_in(int, 1, 256), help="hourglass width N (default: the preset's)")
-    p.add_argument("--depth", type=number_in(int, 1, 8), help="hourglass depth d (default: the preset's)")
-    p.add_argument("--dropout", type=number_in(float, 0.0, 0.95), default=0.25)
-    p.add_argument(
-        "--mixup-alpha",
-        type=number_in(float, -1.0, 100.0),
-        default=AugmentConfig.mixup_alpha,
-        help="<= 0: no mixup",
-    )
-    p.add_argument(
-        "--cutout", type=number_in(float, 0.0, 1.0), default=AugmentConfig.p_cutout, help="cutout probability"
-    )
-    p.add_argument(
-        "--target-jitter",
-        type=number_in(float, 0.0, 1000.0),
-        default=0.0,
-        help="target jitter (input pixels)",
-    )
-    p.add_argument(
-        "--folds", type=number_in(int, 1, 100), default=1, help="k of a k-fold split (1: train on everything)"
-    )
-    p.add_argument("--fold", type=number_in(int, 0, 99), default=0, help="the validation fold")
-    p.add_argument("--seed", type=number_in(int, 0, 2**31 - 1), default=0)
-    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
+    add_setting_arguments(p, TrainConfig, TRAINING_FLAGS, required=("stage",))
     p.add_argument(
         "--export-checkpoint",
         action="store_true",
@@ -156,27 +143,9 @@ def _run_import(args) -> None:
 def _run_train(args) -> None:
     from .data import resolve_training_cases
     from .presets import get_preset
-    from .training import TrainConfig, train_stage
+    from .training import train_stage
 
-    augment = AugmentConfig(
-        mixup_alpha=args.mixup_alpha, p_cutout=args.cutout, target_jitter_px=args.target_jitter
-    )
-    config = TrainConfig(
-        stage=args.stage,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        loss=args.loss,
-        block=args.block,
-        width=args.width,
-        depth=args.depth,
-        dropout=args.dropout,
-        seed=args.seed,
-        n_folds=args.folds,
-        fold=args.fold,
-        threads=args.threads,
-        augment=augment,
-    )
+    config = settings_from_arguments(TrainConfig, args)
     cases = resolve_training_cases(args.data, args.spacing)
     checkpoint = args.checkpoint or args.output.with_name(args.output.name + ".ckpt")
     cancel = CancelToken()
@@ -187,7 +156,7 @@ def _run_train(args) -> None:
         args.output,
         checkpoint,
         args.init,
-        progress_for(args, f"stage {args.stage}"),
+        progress_for(args, f"stage {config.stage}"),
         cancel,
         export_only=args.export_checkpoint,
     )

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -43,31 +43,7 @@ from .data import (
 from .losses import make_loss
 from .model_file import CHECKPOINT_KIND, chained_model, initialise_from, stage_model_file
 from .presets import Preset, StageGeometry
-
-
-@dataclass
-class TrainConfig:
-    stage: int = 2
-    epochs: int = 60
-    batch_size: int = 8
-    learning_rate: float = 1e-3
-    loss: str = "wing"
-    wing_width: float = 15.0
-    wing_curvature: float = 3.0
-    block: str = "hmp"
-    width: int | None = None  # None: the preset's
-    depth: int | None = None
-    dropout: float = 0.25
-    seed: int = 0
-    n_folds: int = 1  # > 1: hold out fold ``fold`` for validation
-    fold: int = 0
-    threads: int | None = None  # torch CPU threads while training (None: torch's default)
-    #: stage 1 with every landmark as target instead of the ROI centre (the one-stage ablation)
-    stage1_all_landmarks: bool = False
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-
-    def to_config(self) -> dict:
-        return asdict(self)
+from .train_config import TrainConfig
 
 
 def network_config(preset: Preset, config: TrainConfig, n_outputs: int) -> dict:

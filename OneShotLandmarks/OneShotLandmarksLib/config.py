@@ -11,9 +11,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from LandmarkCoreLib.errors import InputError
-from LandmarkCoreLib.settings import setting, settings_from_dict, settings_to_dict, validate_settings
+from LandmarkCoreLib.settings import (
+    fraction_setting,
+    seed_setting,
+    setting,
+    settings_from_dict,
+    settings_to_dict,
+    validate_settings,
+)
 
-DERIVED = "None = derived from the SOI size and voxel size"
+
+def derived_length(minimum: float, maximum: float, what: str, mouse: str) -> Any:
+    """A length in mm that None leaves to :mod:`.scaling`; ``mouse``: its value for the mouse skull."""
+    return setting(
+        None,
+        minimum=minimum,
+        maximum=maximum,
+        none_means="derived from the SOI size and voxel size",
+        help=f"{what} (mm; mouse skull: {mouse})",
+    )
 
 
 @dataclass
@@ -22,18 +38,12 @@ class TrainingConfig:
     from the SOI radius and ``max_translation_mm`` so that a rotated, translated SOI never leaves the
     slices (the paper's "no missing pixels")."""
 
-    working_spacing_mm: float | None = setting(
-        None, minimum=0.05, maximum=50.0, help=f"working grid spacing (mm; mouse skull: 1.0; {DERIVED})"
-    )
+    working_spacing_mm: float | None = derived_length(0.05, 50.0, "working grid spacing", "1.0")
     max_rotation_deg: float = setting(
         180.0, minimum=0.0, maximum=180.0, help="rotation per axis (180 = any pose; targets come in any pose)"
     )
-    max_translation_mm: float | None = setting(
-        None, minimum=0.0, maximum=500.0, help=f"translation per axis (mm; mouse skull: 3.0; {DERIVED})"
-    )
-    margin_mm: float | None = setting(
-        None, minimum=0.0, maximum=500.0, help=f"margin around the SOI (mm; mouse skull: 1.0; {DERIVED})"
-    )
+    max_translation_mm: float | None = derived_length(0.0, 500.0, "translation per axis", "3.0")
+    margin_mm: float | None = derived_length(0.0, 500.0, "margin around the SOI", "1.0")
     width: int = setting(64, minimum=4, maximum=256, help="U-Net channels at full resolution (paper: 64)")
     learning_rate: float = setting(
         1e-3, minimum=1e-6, maximum=1.0, help="Adam learning rate (paper: 0.1 in TF; see README)"
@@ -48,10 +58,14 @@ class TrainingConfig:
     )
     max_epochs: int = setting(25, minimum=1, maximum=10000, help="training epochs at most")
     patience: int = setting(4, minimum=1, maximum=1000, help="epochs without validation gain before stopping")
-    seed: int = setting(0, minimum=0, maximum=2**31 - 1, help="random seed")
+    seed: int = seed_setting()
     device: str = setting("auto", choices=("auto", "cpu", "cuda"), help="where training runs")
     memory_limit_gb: float | None = setting(
-        None, minimum=0.1, maximum=4096.0, help="refuse settings estimated above this (None = 75 % of RAM)"
+        None,
+        minimum=0.1,
+        maximum=4096.0,
+        none_means="75 % of RAM",
+        help="refuse settings estimated above this",
     )
     time_limit_minutes: float = setting(
         240.0, minimum=0.1, maximum=100000.0, help="refuse training estimated to take longer than this"
@@ -73,20 +87,14 @@ class DetectionConfig:
     """Algorithm 2 (localization), rotation, plausibility and registration settings."""
 
     max_iterations: int = setting(8, minimum=1, maximum=100, help="localization iterations at most")
-    shift_threshold_mm: float | None = setting(
-        None,
-        minimum=1e-3,
-        maximum=100.0,
-        help=f"localization stops below this shift (mm; mouse: 0.5; {DERIVED})",
+    shift_threshold_mm: float | None = derived_length(
+        1e-3, 100.0, "localization stops below this shift", "0.5"
     )
-    min_mass_fraction: float = setting(
-        0.1,
-        minimum=0.0,
-        maximum=1.0,
-        help="joint probability mass / the reference's below this: SOI not found",
+    min_mass_fraction: float = fraction_setting(
+        0.1, help="joint probability mass / the reference's below this: SOI not found"
     )
-    min_concentration_fraction: float = setting(
-        0.25, minimum=0.0, maximum=1.0, help="of the reference's joint-map concentration; below: not found"
+    min_concentration_fraction: float = fraction_setting(
+        0.25, help="of the reference's joint-map concentration; below: not found"
     )
     near_equal_eigen_ratio: float = setting(
         1.15, minimum=1.0, maximum=10.0, help="adjacent eigenvalues closer than this: try both axis orders"
@@ -104,11 +112,9 @@ class DetectionConfig:
     polished_candidates: int = setting(
         12, minimum=1, maximum=48, help="pose candidates polished by registration"
     )
-    registration_spacing_mm: float | None = setting(
-        None, minimum=0.01, maximum=50.0, help=f"registration grid spacing (mm; mouse: 0.28; {DERIVED})"
-    )
-    registration_margin_mm: float | None = setting(
-        None, minimum=0.0, maximum=500.0, help=f"margin around the landmarks' box (mm; mouse: 2.0; {DERIVED})"
+    registration_spacing_mm: float | None = derived_length(0.01, 50.0, "registration grid spacing", "0.28")
+    registration_margin_mm: float | None = derived_length(
+        0.0, 500.0, "margin around the landmarks' box", "2.0"
     )
     linear_transform: str = setting(
         "similarity",
@@ -117,9 +123,7 @@ class DetectionConfig:
     )
     linear_shrink_factors: list[int] = setting([4, 2, 1], minimum=1, maximum=32, help="linear pyramid levels")
     linear_iterations: int = setting(100, minimum=1, maximum=10000, help="linear optimiser iterations")
-    demons_spacings_mm: list[float] | None = setting(
-        None, minimum=0.01, maximum=100.0, help=f"demons levels (mm; mouse: 0.56 0.28; {DERIVED})"
-    )
+    demons_spacings_mm: list[float] | None = derived_length(0.01, 100.0, "demons levels", "0.56 0.28")
     demons_iterations: list[int] = setting(
         [40, 20], minimum=0, maximum=1000, help="demons iterations per level"
     )

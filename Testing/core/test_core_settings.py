@@ -12,6 +12,7 @@ from LandmarkCoreLib.settings import (
     add_setting_arguments,
     setting,
     setting_arguments,
+    setting_group,
     setting_specs,
     settings_from_arguments,
     settings_from_dict,
@@ -89,3 +90,63 @@ def test_dict_round_trip_and_range_checks_on_load():
         validate_settings(Example(width=True), "model file")
     with pytest.raises(InputError, match="finite"):
         validate_settings(Example(spacing_mm=math.nan), "model file")
+
+
+@dataclass
+class Augment:
+    p_flip: float = setting(0.5, minimum=0.0, maximum=1.0, flag="--flip-probability")
+    strength: float = setting(1.0, minimum=0.0, maximum=10.0)
+
+
+@dataclass
+class Nested:
+    stage: int = setting(2, choices=(1, 2, 3))
+    threads: int | None = setting(None, minimum=1, maximum=64, help="threads", none_means="torch's")
+    augment: Augment = setting_group(Augment)
+
+
+def _parse_nested(argv: list[str]) -> Nested:
+    parser = argparse.ArgumentParser()
+    add_setting_arguments(parser, Nested, required=("stage",))
+    return settings_from_arguments(Nested, parser.parse_args(argv))
+
+
+def test_group_settings_are_named_in_their_group_and_keep_their_flag():
+    specs = {s.name: s for s in setting_specs(Nested)}
+    assert list(specs) == ["stage", "threads", "augment.p_flip", "augment.strength"]
+    assert specs["augment.p_flip"].flag == "--flip-probability"
+    assert specs["augment.strength"].flag == "--augment-strength"
+    assert Nested().augment is not Nested().augment
+
+
+def test_group_flags_reach_the_nested_config_and_required_flags_must_be_given(capsys):
+    parsed = _parse_nested(["--stage", "3", "--flip-probability", "0", "--augment-strength", "2"])
+    assert parsed == Nested(stage=3, augment=Augment(p_flip=0.0, strength=2.0))
+    assert _parse_nested(setting_arguments(parsed)) == parsed
+    with pytest.raises(InputError, match="'--flip-probability'"):
+        _parse_nested(["--stage", "1", "--flip-probability", "2"])
+    with pytest.raises(SystemExit) as caught:
+        _parse_nested([])
+    assert caught.value.code == 2 and "--stage" in capsys.readouterr().err
+
+
+def test_help_says_what_none_stands_for_and_no_default_for_required_flags():
+    parser = argparse.ArgumentParser()
+    add_setting_arguments(parser, Nested, required=("stage",))
+    text = " ".join(parser.format_help().split())
+    assert "threads (in [1, 64]; default: torch's)" in text
+    assert "(one of 1, 2, 3)" in text and "default: 2" not in text
+
+
+def test_groups_round_trip_through_nested_dicts_and_are_range_checked_on_load():
+    config = Nested(threads=4, augment=Augment(strength=0.5))
+    values = settings_to_dict(config)
+    assert values["augment"] == {"p_flip": 0.5, "strength": 0.5}
+    assert settings_from_dict(Nested, values, "model file") == config
+    assert settings_from_dict(Nested, {"augment": {"strength": 3}}, "model file").augment.strength == 3.0
+    with pytest.raises(InputError, match="'augment.strength'"):
+        settings_from_dict(Nested, {"augment": {"strength": 11.0}}, "model file")
+    with pytest.raises(InputError, match="unknown settings augment.bogus"):
+        settings_from_dict(Nested, {"augment": {"bogus": 1}}, "model file")
+    with pytest.raises(InputError, match="mapping of settings for augment"):
+        settings_from_dict(Nested, {"augment": 0.5}, "model file")
