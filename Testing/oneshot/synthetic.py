@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import SimpleITK as sitk
+from OneShotLandmarksLib.config import TrainingConfig
 
-#: TrainingConfig settings small enough for a unit test on the synthetic object
-TINY_TRAINING = dict(
-    width=8,
-    working_spacing_mm=2.0,
-    volumes_per_epoch=3,
-    batch_size=16,
-    max_epochs=6,
-    patience=10,
-    learning_rate=1e-2,
+#: Training small enough for a unit test on the synthetic object (its other settings are the defaults).
+TINY_TRAINING = TrainingConfig(
+    width=8, working_spacing_mm=2.0, batch_size=16, max_epochs=6, patience=10, learning_rate=1e-2
 )
 #: a quarter turn about z
 QUARTER_TURN = np.array([[0.0, -1, 0], [1, 0, 0], [0, 0, 1]])
@@ -32,6 +27,13 @@ def physical_grid(shape: tuple[int, int, int], spacing: float = 1.0) -> np.ndarr
     return np.stack([xx, yy, zz], axis=-1)
 
 
+def object_grid(size: int) -> tuple[tuple[int, int, int], np.ndarray]:
+    """The shape of a ``size``³ grid of 1 mm voxels and a centre for the object near its middle, off the
+    voxel lattice."""
+    half = size / 2
+    return (size, size, size), np.array([half, half - 1.0, half + 0.5])
+
+
 def asymmetric_object(
     points: np.ndarray, centre: np.ndarray, rotation: np.ndarray | None = None
 ) -> np.ndarray:
@@ -45,9 +47,16 @@ def asymmetric_object(
 def object_and_soi(
     shape: tuple[int, int, int], centre: np.ndarray, rotation: np.ndarray | None = None
 ) -> tuple[sitk.Image, sitk.Image]:
-    """The :func:`asymmetric_object` on a grid of ``shape`` and its structure of interest (object > 0.5)."""
+    """The :func:`object_image` and its structure of interest (object > 0.5)."""
     array = asymmetric_object(physical_grid(shape), centre, rotation)
     return image_from(array), image_from((array > 0.5).astype(np.float32))
+
+
+def object_image(
+    shape: tuple[int, int, int], centre: np.ndarray, rotation: np.ndarray | None = None
+) -> sitk.Image:
+    """The :func:`asymmetric_object` on an axis-aligned grid of ``shape`` (1 mm voxels, origin 0)."""
+    return image_from(asymmetric_object(physical_grid(shape), centre, rotation))
 
 
 def stand_in_predictor(slices: np.ndarray) -> np.ndarray:

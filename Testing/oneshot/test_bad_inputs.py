@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +24,10 @@ from OneShotLandmarksLib.pipeline import (
     require_inside_target,
     train_model,
 )
-from synthetic import QUARTER_TURN, TINY_TRAINING, image_from, object_and_soi
+from synthetic import QUARTER_TURN, TINY_TRAINING, image_from, object_and_soi, object_grid
 
-SHAPE = (36, 36, 36)
-CENTRE = np.array([18.0, 17.0, 18.5])
-SHORT = {**TINY_TRAINING, "max_epochs": 3, "volumes_per_epoch": 1}
+SHAPE, CENTRE = object_grid(36)
+SHORT = replace(TINY_TRAINING, max_epochs=3, volumes_per_epoch=1)
 FAST_DETECTION = DetectionConfig(
     registration_spacing_mm=2.0,
     demons_spacings_mm=[2.0],
@@ -44,11 +44,10 @@ LANDMARKS = LandmarkSet(["a", "b", "c"], CENTRE + np.array([[4.0, 0, 0], [0, 2, 
 
 
 def _train(
-    settings: dict = TINY_TRAINING, validation=(VALIDATION, VALIDATION_SOI), **options
+    settings: TrainingConfig = TINY_TRAINING, validation=(VALIDATION, VALIDATION_SOI), **options
 ) -> OneShotModel:
     """``train_model`` from the synthetic reference with ``settings`` and the fast detection."""
-    config = TrainingConfig(**settings)
-    return train_model(REFERENCE, LANDMARKS, REFERENCE_SOI, *validation, config, FAST_DETECTION, **options)
+    return train_model(REFERENCE, LANDMARKS, REFERENCE_SOI, *validation, settings, FAST_DETECTION, **options)
 
 
 @pytest.fixture(scope="module")
@@ -66,16 +65,14 @@ def test_empty_soi_mask_is_refused():
             REFERENCE_SOI * 0,
             VALIDATION,
             VALIDATION_SOI,
-            TrainingConfig(**TINY_TRAINING),
+            TINY_TRAINING,
         )
 
 
 def test_landmarks_outside_reference_are_refused():
     outside = LandmarkSet(["a", "far"], np.array([CENTRE, CENTRE + 100.0]))
     with pytest.raises(InputError, match="outside the reference image: far"):
-        train_model(
-            REFERENCE, outside, REFERENCE_SOI, VALIDATION, VALIDATION_SOI, TrainingConfig(**TINY_TRAINING)
-        )
+        train_model(REFERENCE, outside, REFERENCE_SOI, VALIDATION, VALIDATION_SOI, TINY_TRAINING)
 
 
 def test_2d_input_is_refused(tiny_model):
@@ -83,9 +80,7 @@ def test_2d_input_is_refused(tiny_model):
     with pytest.raises(InputError, match="target image: must be a 3D image, got 2D"):
         detect_landmarks(OneShotModel.load(tiny_model), flat)
     with pytest.raises(InputError, match="validation image: must be a 3D image"):
-        train_model(
-            REFERENCE, LANDMARKS, REFERENCE_SOI, flat, VALIDATION_SOI, TrainingConfig(**TINY_TRAINING)
-        )
+        train_model(REFERENCE, LANDMARKS, REFERENCE_SOI, flat, VALIDATION_SOI, TINY_TRAINING)
 
 
 def test_corrupt_or_foreign_model_files_are_refused(tiny_model, tmp_path):
@@ -119,7 +114,7 @@ def test_interrupted_training_resumes_from_checkpoint(tmp_path):
     assert messages[0] == "resumed at epoch 1"
     assert [h["epoch"] for h in model.training_summary["history"]] == [1, 2, 3]
     with pytest.raises(InputError, match="other training settings"):
-        _train({**SHORT, "seed": 7}, checkpoint_path=checkpoint)
+        _train(replace(SHORT, seed=7), checkpoint_path=checkpoint)
     with pytest.raises(InputError, match="other images"):
         _train(SHORT, (REFERENCE, REFERENCE_SOI), checkpoint_path=checkpoint)
 

@@ -8,7 +8,7 @@ import pytest
 import SimpleITK as sitk
 from LandmarkCoreLib.errors import InputError
 from LandmarkCoreLib.landmarks import LandmarkSet
-from OneShotLandmarksLib.config import DetectionConfig, TrainingConfig
+from OneShotLandmarksLib.config import DetectionConfig
 from OneShotLandmarksLib.pipeline import detect_landmarks, train_model
 from OneShotLandmarksLib.plausibility import handedness_warnings, require_plausible_scale, symmetry_mirror
 from OneShotLandmarksLib.sampling import PatchGrid
@@ -20,7 +20,6 @@ from synthetic import (
 
 SHAPE = (40, 40, 40)
 CENTRE = np.array([20.0, 19.0, 20.5])
-TRAINING = TrainingConfig(**TINY_TRAINING)
 DETECTION = DetectionConfig(
     registration_spacing_mm=1.0, demons_iterations=[5, 5], linear_iterations=40, max_iterations=3
 )
@@ -42,7 +41,7 @@ def model():
     reference, reference_soi = _volume()
     validation, validation_soi = _volume(QUARTER_TURN)
     return train_model(
-        reference, _landmarks(), reference_soi, validation, validation_soi, TRAINING, DETECTION
+        reference, _landmarks(), reference_soi, validation, validation_soi, TINY_TRAINING, DETECTION
     )
 
 

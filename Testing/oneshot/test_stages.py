@@ -15,19 +15,22 @@ from OneShotLandmarksLib.orientation import (
 from OneShotLandmarksLib.registration import register, transport_points
 from OneShotLandmarksLib.sampling import PatchGrid, pose_transform, resample
 from scipy.spatial.transform import Rotation
-from synthetic import asymmetric_object, image_from, physical_grid, smooth_texture, stand_in_predictor
+from synthetic import (
+    asymmetric_object,
+    image_from,
+    object_grid,
+    object_image,
+    physical_grid,
+    smooth_texture,
+    stand_in_predictor,
+)
 
-SHAPE = (48, 48, 48)
-CENTRE = np.array([24.0, 23.0, 24.5])
-
-
-def _object_image(centre: np.ndarray, rotation: np.ndarray | None = None):
-    return image_from(asymmetric_object(physical_grid(SHAPE), centre, rotation))
+SHAPE, CENTRE = object_grid(48)
 
 
 def test_localization_recovers_translation_within_one_voxel():
     shift = np.array([4.3, -3.1, 2.2])
-    target = _object_image(CENTRE + shift)
+    target = object_image(SHAPE, CENTRE + shift)
     grid = PatchGrid(CENTRE, np.eye(3), 1.0, (28, 28, 28))
     found = localize(
         stand_in_predictor,
@@ -57,9 +60,9 @@ def test_localization_reports_missing_structure():
 def test_rotation_recovered_within_three_degrees(euler):
     true_rotation = Rotation.from_euler("xyz", euler, degrees=True).as_matrix()  # reference -> target
     target_centre = CENTRE + np.array([1.0, -1.0, 0.5])
-    reference = _object_image(CENTRE)
+    reference = object_image(SHAPE, CENTRE)
     # reference point p <-> target point R (p - c) + c': the target object's axes are R's columns
-    target = image_from(asymmetric_object(physical_grid(SHAPE), target_centre, true_rotation))
+    target = object_image(SHAPE, target_centre, true_rotation)
     grid = PatchGrid(CENTRE, np.eye(3), 1.0, (36, 36, 36))
     reference_patch = resample(reference, grid)
     _, reference_cov = second_moments(reference_patch, grid.voxel_coordinates())
@@ -123,7 +126,7 @@ def test_demons_transports_landmarks_through_smooth_warp_within_half_voxel():
 
 
 def test_localization_refuses_a_diffuse_probability_map():
-    target = _object_image(CENTRE)
+    target = object_image(SHAPE, CENTRE)
     grid = PatchGrid(CENTRE, np.eye(3), 1.0, (28, 28, 28))
     found = localize(
         stand_in_predictor, target, CENTRE, grid, 3, 0.1, 10.0, soi_voxels=500, min_concentration=5.0
