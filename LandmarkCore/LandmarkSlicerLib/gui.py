@@ -234,8 +234,8 @@ class TaskMonitor:
         except Exception as error:
             self._fail(task, error)
             return
-        if isinstance(value, BatchSummary) and value.failed:
-            slicer.util.warningDisplay(str(value), windowTitle="Batch finished with failures")
+        if isinstance(value, BatchSummary) and (value.failed or value.warnings):
+            slicer.util.warningDisplay(str(value), windowTitle="Batch finished with failures or warnings")
 
     def _fail(self, task: BackgroundTask, error: Exception) -> None:
         self._timer.stop()

@@ -120,19 +120,21 @@ BATCH_EXIT_CODES = (EXIT_ALL_DONE, EXIT_SOME_FAILED)
 
 @dataclass
 class BatchSummary:
-    """What a batch left, read from its batch log: the landmark files written and, for each input
-    that got none, the reason the CLI recorded (``{input name: reason}``)."""
+    """What a batch left, read from its batch log: the landmark files written, the inputs written with
+    a warning to check (``{input name: warnings}``) and those that got none (``{input name: reason}``)."""
 
     output_folder: Path
     written: list[Path] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    warnings: dict[str, str] = field(default_factory=dict)
 
     def __str__(self) -> str:
         total = len(self.written) + len(self.failed)
-        text = f"{len(self.written)} of {total} inputs: landmarks written to {self.output_folder}."
-        if not self.failed:
-            return text
-        return "\n".join([text, "Failed:", *(f"- {name}: {why}" for name, why in self.failed.items())])
+        lines = [f"{len(self.written)} of {total} inputs: landmarks written to {self.output_folder}."]
+        for heading, notes in (("Written, to be checked:", self.warnings), ("Failed:", self.failed)):
+            if notes:
+                lines += [heading, *(f"- {name}: {note}" for name, note in notes.items())]
+        return "\n".join(lines)
 
 
 def start_batch_task(
@@ -168,6 +170,8 @@ def batch_summary(output_folder: Path, result: jobs.JobResult, started: float) -
     for name, record in sorted(zip(input_names(records), records, strict=True), key=lambda pair: pair[0]):
         if record["status"] == "done":
             summary.written.append(output_folder / Path(record["output"]).name)
+            if record.get("warnings"):
+                summary.warnings[name] = "; ".join(record["warnings"])
         else:
             summary.failed[name] = record.get("reason") or record["status"]
     return summary

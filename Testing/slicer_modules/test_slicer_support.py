@@ -222,7 +222,8 @@ def test_any_exception_resets_the_gui_and_the_buttons_follow_their_conditions(mo
 
 
 class HalfBroken:
-    """A batch Detector: writes ``stem.mrk.json`` for a .png, refuses a .nii.gz as unreadable."""
+    """A batch Detector: writes ``stem.mrk.json`` for a .png (with a warning for ``w.png``), refuses a
+    .nii.gz as unreadable."""
 
     def output_names(self, stem: str) -> list[str]:
         return [f"{stem}.mrk.json"]
@@ -231,7 +232,7 @@ class HalfBroken:
         if source.name.endswith(".nii.gz"):
             raise InputError(f"image '{source.name}'", "not a readable image")
         (output / f"{stem}.mrk.json").write_text("{}")
-        return {}
+        return {"warnings": ["handedness not confirmed", "pose weak"]} if stem == "w" else {}
 
 
 def _inputs(folder, *names):
@@ -246,7 +247,7 @@ def test_a_batch_with_failures_shows_its_summary_not_an_error(monitor_parts, mon
     warnings, results = [], []
     monkeypatch.setattr(slicer.util, "warningDisplay", lambda text, *a, **k: warnings.append(text))
     started = time.time()
-    items, _ = plan_batch(_inputs(tmp_path / "in", "a.png", "b.nii.gz"), (".png", ".nii.gz"))
+    items, _ = plan_batch(_inputs(tmp_path / "in", "a.png", "b.nii.gz", "w.png"), (".png", ".nii.gz"))
     out = tmp_path / "out"
 
     def finish(result):
@@ -257,9 +258,11 @@ def test_a_batch_with_failures_shows_its_summary_not_an_error(monitor_parts, mon
     drive(monitor)
     assert errors == [] and len(results) == 1
     summary = results[0]
-    assert summary.written == [out / "a.mrk.json"]
+    assert summary.written == [out / "a.mrk.json", out / "w.mrk.json"]
     assert summary.failed == {"b.nii.gz": "image 'b.nii.gz': not a readable image"}
+    assert summary.warnings == {"w.png": "handedness not confirmed; pose weak"}
     assert warnings == [str(summary)] and "- b.nii.gz: image 'b.nii.gz': not a readable image" in warnings[0]
+    assert "to be checked:\n- w.png: handedness not confirmed; pose weak\nFailed:" in warnings[0]
 
 
 def test_the_summary_names_inputs_by_their_folders_where_their_names_are_the_same(tmp_path):
