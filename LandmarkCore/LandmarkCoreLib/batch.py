@@ -233,6 +233,8 @@ def summary_table(records: Sequence[dict]) -> str:
     rows = ["| input | status | output or reason | seconds | worker |", "|---|---|---|---|---|"]
     for r in records:
         detail = r["output"] if r["status"] == "done" else " ".join(r.get("reason", "").split())
+        if r["status"] == "done" and r.get("warnings"):  # written, but to be checked
+            detail += " (warning: " + "; ".join(r["warnings"]) + ")"
         rows.append(
             f"| {r['input']} | {r['status']} | {detail} | {r.get('seconds', '')} | {r.get('worker', '')} |"
         )
