@@ -2,7 +2,8 @@
 
 A config field ``working_spacing_mm`` (declared with ``LandmarkCoreLib.settings.setting``) becomes the
 parameter-node field ``workingSpacingMm`` with the same type, default and range; reading the fields
-back gives a validated config. No hand-kept name maps: the declaration is the only source.
+back gives a validated config. No hand-kept name maps: the declaration is the only source. A setting of
+a group (``augment.mixup_alpha``) becomes ``augmentMixupAlpha``.
 
 A numeric setting that may be None ("derived from the data") is a number field whose range starts at
 :data:`DERIVED` (-1): a spin box can hold it (Slicer's connectors cannot bind Optional numbers) and
@@ -14,12 +15,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Optional
 
-from LandmarkCoreLib.settings import setting_specs, settings_from_dict, settings_to_dict
+from LandmarkCoreLib.settings import setting_specs, settings_with_changes
 
 
 def parameter_name(setting_name: str) -> str:
     """``working_spacing_mm`` -> ``workingSpacingMm`` (Slicer's parameter-node naming)."""
-    head, *rest = setting_name.split("_")
+    head, *rest = setting_name.replace(".", "_").split("_")
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
@@ -94,10 +95,10 @@ def settings_from_parameter_node(
     cls: type, parameter_node: Any, names: Iterable[str] | None = None, base: Any = None
 ) -> Any:
     """``base`` (or ``cls``'s defaults) with the parameter node's values for ``names``; validated."""
-    values = settings_to_dict(base if base is not None else cls())
+    changes = {}
     for spec in _specs(cls, names):
         value = getattr(parameter_node, parameter_name(spec.name))
         if _derivable(spec) and value == DERIVED:
             value = None
-        values[spec.name] = list(value) if spec.is_list else value
-    return settings_from_dict(cls, values, "setting")
+        changes[spec.name] = list(value) if spec.is_list else value
+    return settings_with_changes(cls, changes, "setting", base=base)
