@@ -16,22 +16,14 @@ from LandmarkCoreLib.errors import InputError, ModelFileError
 from LandmarkCoreLib.landmarks import LPS_RAS_FLIP, LandmarkSet
 from LandmarkCoreLib.modelfile import ModelFile, save_model_file
 from module_test_helpers import scene_snapshot
-from OneShotLandmarksLib.config import TrainingConfig
 from OneShotLandmarksSlicer.logic import DetectionInputs, OneShotLandmarksLogic, TrainingInputs
+from OneShotLandmarksSlicer.selftest import TINY as SELF_TEST_TRAINING
 
 pytestmark = pytest.mark.realdata
 
 REFERENCE, VALIDATION, TARGET = "C57BL6_J_", "BALB_CBYJ_", "C3H_HEJ_"
-#: Reduced training: enough to find the skull on CPU in well under a minute, far from the paper's.
-TINY = replace(
-    TrainingConfig(),
-    max_epochs=2,
-    volumes_per_epoch=1,
-    width=16,
-    patience=1,
-    working_spacing_mm=1.0,
-    device="cpu",
-)
+#: The self-test's reduced training (far from the paper's) on the mouse skulls' 1 mm working grid.
+TINY = replace(SELF_TEST_TRAINING, working_spacing_mm=1.0)
 #: Measured 0.42 mm on this case with TINY training (full training targets <= 0.4 mm on all 18 targets).
 TINY_ERROR_BOUND_MM = 1.0
 #: Same model, same file, same seed: the Logic and the headless pipeline must agree (issue 4).
