@@ -20,6 +20,7 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import FaceLandmarksLib  # noqa: F401 (first: it sets OMP_WAIT_POLICY before torch loads)
 import numpy as np
 import SimpleITK as sitk
 import torch

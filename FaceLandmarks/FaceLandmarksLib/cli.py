@@ -4,7 +4,7 @@ Examples::
 
     face-landmarks train-source -o source.pt                       # identity labels of the train split
     face-landmarks train --source source.pt --method CTD-ED --n-labels 50 --seed 0 -o model.pt
-    face-landmarks detect -o out/ face1.jpg face2.png              # bundled model, whole image
+    face-landmarks detect -o out/ face1.jpg group.png              # bundled model, every face
     face-landmarks detect -m model.pt --box 40 30 200 210 -o out/ face.jpg
     face-landmarks evaluate --predictions out/ --truth truth/ --output report/
     face-landmarks import-vggface2 resnet50_ft_weight.pkl -o vggface2_source.pt
@@ -13,12 +13,12 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from LandmarkCoreLib.batch import MarkupsPerImage
 from LandmarkCoreLib.commandline import (
     add_batch_arguments,
     finite_float,
@@ -82,14 +82,14 @@ def _add_train(sub) -> None:
 
 
 def _add_detect(sub) -> None:
-    p = sub.add_parser("detect", help="detect 68 landmarks; writes one .mrk.json per image")
+    p = sub.add_parser("detect", help="detect 68 landmarks; writes one .mrk.json per face")
     p.add_argument("-m", "--model", type=Path, help="'face-model' file (default: the bundled model)")
     p.add_argument(
         "--box",
         type=finite_float,
         nargs=4,
         metavar=("X0", "Y0", "X1", "Y1"),
-        help="face box in physical (column, row) coordinates; default: the whole image",
+        help="face box in physical (column, row) coordinates; default: every face the localiser finds",
     )
     p.add_argument(
         "--keep-flagged",
@@ -159,24 +159,49 @@ def _run_train(args) -> None:
     print(f"wrote {args.output}")
 
 
+#: Faces after the largest go to ``<stem>.faces/face<k>.mrk.json``: a folder, so that no other input's
+#: ``<its stem>.mrk.json`` can ever take the name (the batch runner keeps the stems distinct).
+EXTRA_FACES_FOLDER = "{stem}.faces"
+
+
 @dataclass
-class FaceDetector(MarkupsPerImage):
-    """One photograph -> ``stem.mrk.json``; no face found -> failed (unless ``keep_flagged``)."""
+class FaceDetector:
+    """One photograph -> ``stem.mrk.json`` (the largest face) and, with several faces, each further face
+    in ``stem.faces/face2.mrk.json``, ``face3`` ... by decreasing size; no face found -> failed (unless
+    ``keep_flagged``: the best guess is written and the log says so)."""
 
     model: object
     box: list[float] | None
     keep_flagged: bool
 
-    def detect(self, image, source: Path) -> tuple[object, dict]:
-        from .pipeline import detect_landmarks
+    def output_names(self, stem: str) -> list[str]:
+        return [f"{stem}.mrk.json"]
 
-        detection = detect_landmarks(self.model, image, self.box, what=f"image '{source}'")
-        peak = float(detection.peak_confidence.mean())
-        if detection.flagged_no_face and not self.keep_flagged:
-            raise InputError(f"image '{source}'", f"no face found in the box (mean heatmap peak {peak:.2f})")
-        return detection.landmarks, {
-            "no_face_flagged": bool(detection.flagged_no_face),
+    def __call__(self, source: Path, stem: str, output: Path) -> dict:
+        from LandmarkCoreLib.images import read_image
+        from LandmarkCoreLib.landmarks import write_landmarks
+
+        from .pipeline import detect_every_face
+
+        extra = output / EXTRA_FACES_FOLDER.format(stem=stem)
+        shutil.rmtree(extra, ignore_errors=True)  # the faces of an earlier run
+        image = read_image(source, "image", dimension=2)
+        faces = detect_every_face(self.model, image, self.box, what=f"image '{source}'")
+        peak = float(faces[0].peak_confidence.mean())
+        if faces[0].flagged_no_face and not self.keep_flagged:
+            raise InputError(f"image '{source}'", f"no face found ({faces[0].reason})")
+        paths = [output / f"{stem}.mrk.json"] + [
+            extra / f"face{k}.mrk.json" for k in range(2, len(faces) + 1)
+        ]
+        if len(faces) > 1:
+            extra.mkdir()
+        for face, path in zip(faces, paths, strict=True):
+            write_landmarks(path, face.landmarks)
+        return {
+            "no_face_flagged": bool(faces[0].flagged_no_face),
             "mean_peak": round(peak, 3),
+            "faces": len(faces),
+            "outputs": [str(p) for p in paths],
         }
 
 

@@ -31,8 +31,8 @@ BOX_MARGIN = 0.10
 CACHE_CONTEXT = 1.5
 #: Training jitter of the crop = what the localiser really leaves: the 95th percentile of its calibrated
 #: boxes' shift (crop-side fractions, x and y) and scale error against the true landmark box, measured
-#: on the 'fit' identities (``benchmarks/face_benchmark.py --calibrate``: OpenCV Haar x 0.167, y 0.070,
-#: scale 0.83-1.13; dlib HOG x 0.170, y 0.090, scale 0.82-1.17).
+#: on the 'fit' identities (``benchmarks/face_benchmark.py --calibrate``: OpenCV Haar x 0.163, y 0.070,
+#: scale 0.84-1.14; dlib HOG x 0.170, y 0.090, scale 0.82-1.17).
 LOCALISER_JITTER = {"shift": (0.17, 0.09), "scale": 0.17}
 #: iBUG/300-W 68-point mirror permutation: index i of a flipped face is point FLIP_PERMUTATION[i].
 FLIP_PERMUTATION = np.array(
@@ -215,10 +215,12 @@ def augment_batch(
     max_rotation_deg: float = 15.0,
     scale_range: float = LOCALISER_JITTER["scale"],
     max_shift: tuple[float, float] = LOCALISER_JITTER["shift"],
+    photometric: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Cut network inputs from cached crops with a random similarity transform and flip.
 
-    Scale (1 +- ``scale_range``) and shift (+- ``max_shift`` of the crop side in x, y) are uniform.
+    Scale (1 +- ``scale_range``) and shift (+- ``max_shift`` of the crop side in x, y) are uniform;
+    ``photometric`` > 0 adds :func:`photometric_jitter` of that strength.
 
     Returns normalised images (B, 3, input_size, input_size) and points in input pixels (B, 68, 2).
     Without ``augment`` the central crop is taken (the evaluation geometry).
@@ -258,4 +260,32 @@ def augment_batch(
     crop_points = ((u + 1.0) * input_size - 1.0) / 2.0
     perm = torch.as_tensor(FLIP_PERMUTATION)
     crop_points = torch.where(flip[:, None, None], crop_points[:, perm], crop_points)
+    if augment and photometric > 0:
+        out = photometric_jitter(out, photometric, generator)
     return normalise(out), crop_points
+
+
+def photometric_jitter(images: torch.Tensor, strength: float, generator: torch.Generator) -> torch.Tensor:
+    """Random per-image brightness and contrast (x 1 +- 0.4 s), saturation (x 1 +- 0.6 s), gamma
+    (exp(+-0.4 s)), grey (probability 0.1 s) and blur (probability 0.3 s: down-sampled to 40-100 % and
+    back) of RGB images in [0, 1] (B, 3, H, W); s = ``strength``."""
+
+    def uniform(spread: float) -> torch.Tensor:
+        return (1.0 + (torch.rand(len(images), generator=generator) * 2 - 1) * spread * strength).view(
+            -1, 1, 1, 1
+        )
+
+    grey = (images * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    images = grey + (images - grey) * uniform(0.6)
+    mean = images.mean(dim=(1, 2, 3), keepdim=True)
+    images = ((images - mean) * uniform(0.4) + mean) * uniform(0.4)
+    gamma = torch.exp((torch.rand(len(images), generator=generator) * 2 - 1) * 0.4 * strength)
+    images = images.clamp(0.0, 1.0) ** gamma.view(-1, 1, 1, 1)
+    to_grey = torch.rand(len(images), generator=generator) < 0.1 * strength
+    images = torch.where(to_grey.view(-1, 1, 1, 1), images.mean(1, keepdim=True).expand_as(images), images)
+    size = images.shape[-1]
+    for i in torch.nonzero(torch.rand(len(images), generator=generator) < 0.3 * strength)[:, 0]:
+        low = max(8, int(size * (0.4 + 0.6 * float(torch.rand(1, generator=generator)))))
+        small = F.interpolate(images[i : i + 1], size=(low, low), mode="area")
+        images[i] = F.interpolate(small, size=(size, size), mode="bilinear", align_corners=False)[0]
+    return images

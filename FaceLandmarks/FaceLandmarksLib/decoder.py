@@ -7,16 +7,17 @@ from torch import nn
 
 
 class DeconvDecoder(nn.Module):
-    """Three 4x4 stride-2 transposed convolutions (+BN+ReLU), then a 1x1 conv to one heatmap per point.
+    """``stages`` 4x4 stride-2 transposed convolutions (+BN+ReLU), then a 1x1 conv to one heatmap per
+    point.
 
-    On a stride-32 encoder this gives heatmaps at 1/4 of the input resolution.  ``channels`` is 256 in
-    the paper (and in SimpleBaselines).
+    On a stride-32 encoder three stages (SimpleBaselines, the paper) give heatmaps at 1/4 of the input
+    resolution, four at 1/2.  ``channels`` is 256 in the paper (and in SimpleBaselines).
     """
 
-    def __init__(self, in_channels: int, n_points: int, channels: int = 256) -> None:
+    def __init__(self, in_channels: int, n_points: int, channels: int = 256, stages: int = 3) -> None:
         super().__init__()
         layers: list[nn.Module] = []
-        for _ in range(3):
+        for _ in range(stages):
             layers += [
                 nn.ConvTranspose2d(in_channels, channels, 4, 2, 1, bias=False),
                 nn.BatchNorm2d(channels),

@@ -60,20 +60,21 @@ def get_method(name: str) -> Method:
 
 
 class HeatmapNet(nn.Module):
-    """Encoder + SimpleBaselines decoder -> heatmaps at 1/4 input resolution.
+    """Encoder + SimpleBaselines decoder -> heatmaps at 1/4 (3 decoder stages) or 1/2 (4) of the input.
 
-    Heatmap cell (i, j) covers input pixels [4i, 4i + 4) x [4j, 4j + 4); its centre is input pixel
-    4i + 1.5 (``stride``, ``cell_centre``).  ``features(x)`` returns the encoder output that CTD-ED
-    constrains.
+    Heatmap cell (i, j) covers input pixels [s i, s i + s) x [s j, s j + s) of the stride s; its centre
+    is input pixel s i + (s - 1) / 2 (``stride``, ``cell_centre``).  ``features(x)`` returns the encoder
+    output that CTD-ED constrains.
     """
 
-    stride = 4
-    cell_centre = 1.5
-
-    def __init__(self, depth: int, width: int, n_points: int, decoder_channels: int) -> None:
+    def __init__(
+        self, depth: int, width: int, n_points: int, decoder_channels: int, decoder_stages: int = 3
+    ) -> None:
         super().__init__()
         self.encoder = ResNetEncoder(depth, width)
-        self.decoder = DeconvDecoder(self.encoder.out_channels, n_points, decoder_channels)
+        self.decoder = DeconvDecoder(self.encoder.out_channels, n_points, decoder_channels, decoder_stages)
+        self.stride = 32 // 2**decoder_stages
+        self.cell_centre = (self.stride - 1) / 2.0
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)
@@ -101,7 +102,13 @@ def build_network(config: dict) -> nn.Module:
     arch = config["architecture"]
     if arch["type"] == "hourglass":
         return HourglassNet(arch["n_points"], arch["width"], arch["depth"])
-    return HeatmapNet(arch["depth"], arch["width"], arch["n_points"], arch["decoder_channels"])
+    return HeatmapNet(
+        arch["depth"],
+        arch["width"],
+        arch["n_points"],
+        arch["decoder_channels"],
+        arch.get("decoder_stages", 3),
+    )
 
 
 def init_from_source(network: HeatmapNet, source: FaceClassifier) -> None:

@@ -2,6 +2,7 @@
 
     model = FaceModel.load(path or default_model_path())
     faces = detect_faces(model, image)                  # one FaceDetection per face the localiser finds
+    faces = detect_every_face(model, image)             # those that show a face (else one, flagged)
     detection = detect_landmarks(model, image, box=(x0, y0, x1, y1) or None)   # one face
     detection.landmarks          # LandmarkSet, 68 points "0".."67", (column, row) physical, 2D
     detection.peak_confidence    # (68,) heatmap peak per point (about 1 on a clear face)
@@ -15,7 +16,9 @@ face localiser (:mod:`localiser`) proposes the boxes; a given box always wins.
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +29,7 @@ from LandmarkCoreLib.errors import InputError, ModelFileError
 from LandmarkCoreLib.images import conform_dimension, index_to_physical, physical_to_index
 from LandmarkCoreLib.landmarks import LandmarkSet
 from LandmarkCoreLib.modelfile import ModelFile, load_model_file
+from torch.fx.experimental.optimization import fuse
 
 from .data import FLIP_PERMUTATION, crop_square, from_crop_coordinates, normalise, resample_square
 from .decoder import decode_heatmaps
@@ -47,6 +51,17 @@ NO_FACE_DISAGREEMENT = 4.0
 
 def default_model_path() -> Path:
     return Path(__file__).resolve().parent / "models" / "face_default.pt"
+
+
+class _Heatmaps(torch.nn.Module):
+    """``network.heatmaps`` as a module's forward, for torch.fx."""
+
+    def __init__(self, network: torch.nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        return self.network.heatmaps(crops)
 
 
 @dataclass
@@ -82,6 +97,19 @@ class FaceModel:
     def input_size(self) -> int:
         return int(self.config["input_size"])
 
+    @functools.cached_property
+    def _heatmaps(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The network's heatmaps with each batch norm folded into the convolution before it (torch.fx),
+        built on first use: measured 11.8 -> 10.5 ms for a mirrored crop pair on one thread, the same
+        heatmaps to 1e-6.  A network without batch norms (a test's stub) runs as it is."""
+        if not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in self.network.modules()):
+            return self.network.heatmaps
+        return fuse(_Heatmaps(self.network).eval())
+
+    def __getstate__(self) -> dict:
+        """Pickled (for Dask workers) without the folded copy, which each process rebuilds."""
+        return {k: v for k, v in self.__dict__.items() if k != "_heatmaps"}
+
     @torch.no_grad()
     def predict_crops(self, crops: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Normalised crops (B, 3, S, S) -> points in crop pixels (B, 68, 2), peak values (B, 68)."""
@@ -97,7 +125,7 @@ class FaceModel:
         with its points relabelled by the 68-point mirror permutation (measured on the identity-disjoint
         validation crops: NME 0.0758 -> 0.0713)."""
         n = crops.shape[0]
-        points, peaks, spread = self._decode(self.network.heatmaps(torch.cat([crops, crops.flip(-1)])))
+        points, peaks, spread = self._decode(self._heatmaps(torch.cat([crops, crops.flip(-1)])))
         mirrored = points[n:, FLIP_PERMUTATION].copy()
         mirrored[..., 0] = crops.shape[-1] - 1 - mirrored[..., 0]
         return (
@@ -222,17 +250,27 @@ def detect_faces(
     return [_landmarks_in_box(model, image, rgb, b) for b in face_boxes(rgb, localiser)]
 
 
-def detect_landmarks(
+def detect_every_face(
     model: FaceModel, image: sitk.Image, box=None, what: str = "image", localiser: str = DEFAULT_LOCALISER
-) -> FaceDetection:
-    """The 68 landmarks of one face: the face in ``box``, else the largest face the localiser finds
-    whose heatmaps show a face.  With no face at all the detection is flagged, with its reason."""
+) -> list[FaceDetection]:
+    """Every face whose heatmaps show a face, largest first (the one in ``box`` when given).  With no
+    such face, one flagged detection with its reason: the localiser's largest box or, when it found
+    none, the whole image."""
     faces = detect_faces(model, image, box, what, localiser)
-    if faces:
-        return next((face for face in faces if not face.flagged_no_face), faces[0])
+    kept = [face for face in faces if not face.flagged_no_face]
+    if kept or faces:
+        return kept or faces[:1]
     image, rgb = _as_2d_rgb(image, what)
     height, width = rgb.shape[:2]
     whole = _landmarks_in_box(model, image, rgb, (-0.5, -0.5, width - 0.5, height - 0.5))
     whole.flagged_no_face = True
     whole.reason = f"the face localiser ({localiser}) found no face"
-    return whole
+    return [whole]
+
+
+def detect_landmarks(
+    model: FaceModel, image: sitk.Image, box=None, what: str = "image", localiser: str = DEFAULT_LOCALISER
+) -> FaceDetection:
+    """The 68 landmarks of one face: the face in ``box``, else the largest face the localiser finds
+    whose heatmaps show a face.  With no face at all the detection is flagged, with its reason."""
+    return detect_every_face(model, image, box, what, localiser)[0]

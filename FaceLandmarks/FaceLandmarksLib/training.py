@@ -11,40 +11,23 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F  # noqa: N812
 from LandmarkCoreLib.errors import InputError, ModelFileError
-from LandmarkCoreLib.modelfile import ModelFile, ModelKind, register_kind, save_model_file
+from LandmarkCoreLib.modelfile import ModelFile, save_model_file
 from LandmarkCoreLib.progress import CancelToken, ProgressCallback, no_progress
-from LandmarkCoreLib.settings import setting, settings_from_dict
 from LandmarkCoreLib.training_loop import LoopSettings, TrainingTask, UnitReport, run_training
 
+from .config import CHECKPOINT_KIND, MODEL_KIND, SOURCE_KIND, SourceConfig, TargetConfig
 from .data import BOX_MARGIN, CACHE_CONTEXT, CachedSplit, augment_batch
 from .decoder import gaussian_heatmaps
 from .losses import classifier_distillation_loss, coordinate_loss, encoder_distillation_loss, heatmap_loss
-from .methods import METHODS, build_network, freeze, get_method, init_from_source
+from .methods import build_network, freeze, get_method, init_from_source
 from .resnet import FaceClassifier
-
-SEED_RANGE = {"minimum": 0, "maximum": 2**31 - 1}
-
-
-@dataclass
-class SourceConfig:
-    depth: int = setting(18, choices=(18, 34, 50), help="ResNet depth")
-    width: int = setting(
-        32, minimum=8, maximum=256, help="channels of the first ResNet stage (64 = standard)"
-    )
-    input_size: int = setting(96, minimum=32, maximum=512, help="face crop side (pixels)")
-    epochs: int = setting(20, minimum=1, maximum=10000, help="training epochs")
-    batch_size: int = setting(64, minimum=1, maximum=4096, help="images per batch")
-    learning_rate: float = setting(1e-3, minimum=1e-7, maximum=1.0, help="AdamW learning rate")
-    weight_decay: float = setting(1e-4, minimum=0.0, maximum=1.0, help="AdamW weight decay")
-    label_smoothing: float = setting(0.1, minimum=0.0, maximum=0.99, help="identity label smoothing")
-    seed: int = setting(0, **SEED_RANGE, help="random seed")
 
 
 def poly_lr(base: float, step: int, total: int, power: float = 0.9) -> float:
@@ -191,24 +174,6 @@ def train_source(
 
 
 # --------------------------------------------------------------------------- target (landmark) training
-@dataclass
-class TargetConfig:
-    method: str = setting("CTD-ED", choices=tuple(METHODS), help="training method")
-    n_labels: int = setting(0, minimum=0, maximum=10**7, help="labelled training images (0 = every one)")
-    seed: int = setting(0, **SEED_RANGE, help="random seed")
-    steps: int = setting(1500, minimum=1, maximum=10**7, help="training steps")
-    batch_size: int = setting(16, minimum=1, maximum=4096, help="images per step")
-    learning_rate: float = setting(1e-3, minimum=1e-7, maximum=1.0, help="Adam learning rate")
-    #: the paper's value was lost from the text
-    sigma: float = setting(1.0, minimum=0.1, maximum=20.0, help="Gaussian width in heatmap pixels")
-    #: tau of Eq. 3 (paper's value lost; not tuned)
-    temperature: float = setting(4.0, minimum=0.01, maximum=100.0, help="distillation temperature")
-    #: auxiliary soft-argmax L1 loss (not in the paper, see losses.py)
-    coordinate_weight: float = setting(1.0, minimum=0.0, maximum=100.0, help="coordinate-loss weight")
-    decoder_channels: int = setting(128, minimum=1, maximum=1024, help="SimpleBaselines decoder channels")
-    hourglass_width: int = setting(16, minimum=1, maximum=256, help="HG baseline width")
-    hourglass_depth: int = setting(3, minimum=1, maximum=8, help="HG baseline depth")
-    checkpoint_every: int = setting(50, minimum=1, maximum=10**7, help="steps between checkpoints")
 
 
 def labelled_subset(n_train: int, n_labels: int, seed: int) -> torch.Tensor:
@@ -235,6 +200,7 @@ def target_architecture(config: TargetConfig, source: ModelFile | None, n_points
         "depth": arch["depth"],
         "width": arch.get("width", 64),
         "decoder_channels": config.decoder_channels,
+        "decoder_stages": config.decoder_stages,
     }
 
 
@@ -275,8 +241,9 @@ def _step_loss(network, source, method, images, points, config) -> tuple[torch.T
 class TargetTraining(TrainingTask):
     """Steps of heatmap training on the labelled subset, with the method's regularisers."""
 
-    def __init__(self, train, config, network, source, subset, input_size) -> None:
+    def __init__(self, train, config, network, source, subset, input_size, validation=None) -> None:
         self.train, self.config, self.source, self.subset = train, config, source, subset
+        self.validation = validation
         self.method, self.input_size = get_method(config.method), input_size
         self.generator = torch.Generator().manual_seed(config.seed)
         self.network = network
@@ -291,7 +258,11 @@ class TargetTraining(TrainingTask):
             module.eval()
         batch = self.subset[torch.randint(len(self.subset), (config.batch_size,), generator=self.generator)]
         images, points = augment_batch(
-            train.images[batch], train.points[batch], self.input_size, self.generator
+            train.images[batch],
+            train.points[batch],
+            self.input_size,
+            self.generator,
+            photometric=config.photometric,
         )
         images = images.contiguous(memory_format=torch.channels_last)
         _set_lr(self.optimiser, poly_lr(config.learning_rate, index, config.steps))
@@ -300,6 +271,21 @@ class TargetTraining(TrainingTask):
         loss.backward()
         self.optimiser.step()
         return {"loss": float(loss.detach()), **parts}
+
+    def evaluate(self, index: int) -> dict[str, float]:
+        every = self.config.evaluate_every
+        if self.validation is None or not every or ((index + 1) % every and index + 1 != self.config.steps):
+            return {}
+        from .pipeline import FaceModel  # the pipeline imports this module
+        from .scoring import face_metrics, normalised_errors, predict_cached
+
+        self.network.eval()
+        model = FaceModel(
+            self.network, {"input_size": self.input_size, "training": asdict(self.config)}, Path()
+        )
+        predicted, truth, _ = predict_cached(model, self.validation)
+        metrics = face_metrics(normalised_errors(predicted, truth), self.validation.names)
+        return {"validation NME": metrics["NME"], "validation FR@0.1": metrics["FR@0.1"]}
 
 
 def train_target(
@@ -311,12 +297,15 @@ def train_target(
     cancel: CancelToken | None = None,
     log: Callable[[str], None] = print,
     export_only: bool = False,
+    validation: CachedSplit | None = None,
 ) -> ModelFile:
     """Train a landmark detector with ``config.method`` on ``config.n_labels`` labelled training images.
 
     The source network (face recognition) initialises the encoder and, for CTD-*, runs frozen in
     inference mode to give the regularisation targets.  Resumes from ``output``.checkpoint;
-    ``export_only`` writes the model of the checkpoint's last step without training further.
+    ``export_only`` writes the model of the checkpoint's last step without training further.  With
+    ``validation`` (a split never trained on) the true-box NME on it is logged every
+    ``config.evaluate_every`` steps.
     """
     method = get_method(config.method)
     if method.needs_source and source_model is None:
@@ -335,7 +324,7 @@ def train_target(
     if source is not None:
         init_from_source(network, source)
     subset = labelled_subset(len(train.names), config.n_labels, config.seed)
-    task = TargetTraining(train, config, network, source, subset, input_size)
+    task = TargetTraining(train, config, network, source, subset, input_size, validation)
     run_config = {
         "training settings": asdict(config),
         "network": network_config,
@@ -365,73 +354,3 @@ def train_target(
     )
     save_model_file(output, model)
     return model
-
-
-# --------------------------------------------------------------------------- model files
-@dataclass
-class ArchitectureSettings:
-    """A target network as a face-model file describes it (``build_network``)."""
-
-    type: str = setting("resnet-simplebaselines", choices=("resnet-simplebaselines", "hourglass"), help="")
-    n_points: int = setting(68, minimum=1, maximum=1000, help="landmarks")
-    depth: int = setting(18, minimum=1, maximum=50, help="ResNet depth or hourglass pooling levels")
-    width: int = setting(32, minimum=1, maximum=256, help="channels of the first stage")
-    decoder_channels: int | None = setting(None, minimum=1, maximum=1024, help="SimpleBaselines decoder")
-
-
-@dataclass
-class SourceArchitectureSettings:
-    depth: int = setting(18, choices=(18, 34, 50), help="ResNet depth")
-    width: int = setting(32, minimum=8, maximum=256, help="channels of the first stage")
-    n_classes: int = setting(2, minimum=1, maximum=10**6, help="identities")
-
-
-@dataclass
-class CropSettings:
-    input_size: int = setting(96, minimum=32, maximum=512, help="face crop side (pixels)")
-    box_margin: float = setting(BOX_MARGIN, minimum=0.0, maximum=2.0, help="margin around the face box")
-
-
-def check_target_config(model: ModelFile) -> None:
-    """Range-check every value of a face-model's network, crop and training settings."""
-    config = model.config
-    arch = settings_from_dict(ArchitectureSettings, config["architecture"], "architecture")
-    if arch.type == "hourglass" and arch.depth > 8:
-        raise InputError("architecture 'depth'", f"an hourglass has at most 8 levels, got {arch.depth}")
-    _check_crop(config)
-    if "training" in config:
-        settings_from_dict(TargetConfig, config["training"], "training")
-    if config.get("source") is not None:
-        settings_from_dict(SourceConfig, config["source"], "source training")
-
-
-def check_source_config(model: ModelFile) -> None:
-    """Range-check every value of a face-source file's network, crop and training settings."""
-    config = model.config
-    settings_from_dict(SourceArchitectureSettings, config["architecture"], "architecture")
-    _check_crop(config)
-    if "training" in config:  # an imported network has none
-        settings_from_dict(SourceConfig, config["training"], "training")
-
-
-def _check_crop(config: dict[str, Any]) -> None:
-    crop = {"input_size": config["input_size"]}
-    if "box_margin" in config:
-        crop["box_margin"] = config["box_margin"]
-    settings_from_dict(CropSettings, crop, "crop")
-
-
-def describe_target(model: ModelFile) -> str:
-    arch = model.config["architecture"]
-    method = model.config["training"]["method"]
-    return f"{arch['n_points']} landmarks, {method} ({arch['type']}), {model.config['input_size']} px crops"
-
-
-def describe_source(model: ModelFile) -> str:
-    arch = model.config["architecture"]
-    return f"face-recognition ResNet-{arch['depth']} source network, {arch['n_classes']} identities"
-
-
-SOURCE_KIND = register_kind(ModelKind("face-source", "FaceLandmarks", check_source_config, describe_source))
-MODEL_KIND = register_kind(ModelKind("face-model", "FaceLandmarks", check_target_config, describe_target))
-CHECKPOINT_KIND = register_kind(ModelKind("face-checkpoint", "FaceLandmarks"))

@@ -9,13 +9,16 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
+from FaceLandmarksLib import cli
 from FaceLandmarksLib.data import box_from_points, protocol_samples, split_identities
 from FaceLandmarksLib.localiser import BoxCalibration, face_boxes, fit_calibration
 from FaceLandmarksLib.pipeline import FaceModel, detect_faces, detect_landmarks
 from FaceLandmarksLib.scoring import normalised_errors
+from LandmarkCoreLib.batch import iter_records
 from LandmarkCoreLib.datasets import FaceSample
 from LandmarkCoreLib.errors import InputError
-from LandmarkCoreLib.images import read_image
+from LandmarkCoreLib.images import physical_to_index, read_image
+from LandmarkCoreLib.landmarks import read_landmarks
 
 
 class _ZeroNet(torch.nn.Module):
@@ -82,9 +85,8 @@ def test_no_face_found_means_no_detections_and_a_flag_with_the_reason():
     assert detection.flagged_no_face and "found no face" in detection.reason
 
 
-@pytest.mark.realdata
-def test_every_face_of_a_two_face_photograph_gets_its_own_points():
-    """Two validation frames (people never trained on) side by side: two faces, each within 0.10 NME."""
+def _two_face_photograph() -> tuple[sitk.Image, list[np.ndarray]]:
+    """Two validation frames (people never trained on) side by side, and their true points."""
     samples = protocol_samples("validation")
     first, second = samples[0], next(s for s in samples if s.identity != samples[0].identity)
     arrays = [sitk.GetArrayFromImage(read_image(s.image, "face", dimension=2)) for s in (first, second)]
@@ -93,13 +95,52 @@ def test_every_face_of_a_two_face_photograph_gets_its_own_points():
     canvas[: arrays[0].shape[0], : arrays[0].shape[1]] = arrays[0]
     canvas[: arrays[1].shape[0], arrays[0].shape[1] :] = arrays[1]
     truths = [first.points, second.points + np.array([arrays[0].shape[1], 0])]
-    faces = [f for f in detect_faces(FaceModel.load(), sitk.GetImageFromArray(canvas, isVector=True))]
-    kept = [f for f in faces if not f.flagged_no_face]
-    assert len(kept) == 2
-    for face in kept:
-        errors = [np.nanmean(normalised_errors(face.landmarks.points[None], t[None])) for t in truths]
+    return sitk.GetImageFromArray(canvas, isVector=True), truths
+
+
+def _assert_one_point_set_per_face(point_sets: list[np.ndarray], truths: list[np.ndarray]) -> None:
+    """As many point sets as faces, each within 0.10 NME of a different face."""
+    assert len(point_sets) == len(truths)
+    for points in point_sets:
+        errors = [np.nanmean(normalised_errors(points[None], t[None])) for t in truths]
         assert min(errors) < 0.10
-    assert {int(np.argmin([np.abs(f.landmarks.points - t).mean() for t in truths])) for f in kept} == {0, 1}
+    nearest = {int(np.argmin([np.abs(p - t).mean() for t in truths])) for p in point_sets}
+    assert nearest == set(range(len(truths)))
+
+
+@pytest.mark.realdata
+def test_every_face_of_a_two_face_photograph_gets_its_own_points():
+    image, truths = _two_face_photograph()
+    kept = [f for f in detect_faces(FaceModel.load(), image) if not f.flagged_no_face]
+    _assert_one_point_set_per_face([f.landmarks.points for f in kept], truths)
+
+
+@pytest.mark.realdata
+def test_cli_writes_one_point_list_per_face_under_predictable_names(tmp_path):
+    """A two-face photograph: ``group.mrk.json`` holds the larger face, ``group.faces/face2.mrk.json``
+    the other; a one-face input named like that folder keeps its own file beside it."""
+    image, truths = _two_face_photograph()
+    sitk.WriteImage(image, str(tmp_path / "group.png"))
+    one_face = read_image(protocol_samples("validation")[0].image, "face", dimension=2)
+    sitk.WriteImage(one_face, str(tmp_path / "group.faces.png"))
+    out = tmp_path / "out"
+    (out / "group.faces").mkdir(parents=True)
+    (out / "group.faces" / "face3.mrk.json").write_text("{}")  # a former run's face: must go
+    inputs = [str(tmp_path / "group.png"), str(tmp_path / "group.faces.png")]
+    assert cli.main(["detect", "-o", str(out), *inputs]) == 0
+    records = {Path(r["input"]).name: r for r in iter_records(out)}
+    assert records["group.png"]["faces"] == 2 and records["group.faces.png"]["faces"] == 1
+    assert records["group.png"]["outputs"] == [
+        str(out / "group.mrk.json"),
+        str(out / "group.faces" / "face2.mrk.json"),
+    ]
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.mrk.json")) == [
+        "group.faces.mrk.json",
+        "group.faces/face2.mrk.json",
+        "group.mrk.json",
+    ]
+    written = [read_landmarks(p, dimension=2).points for p in records["group.png"]["outputs"]]
+    _assert_one_point_set_per_face([physical_to_index(image, p) for p in written], truths)
 
 
 @pytest.mark.realdata
