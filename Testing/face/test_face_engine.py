@@ -84,6 +84,30 @@ def test_augmentation_moves_points_with_the_pixels():
         assert np.linalg.norm(moved[i, label].numpy() - found) < 0.6
 
 
+def test_photometric_jitter_changes_the_pixels_but_not_the_points():
+    images = torch.randint(
+        0, 256, (16, 3, 72, 72), dtype=torch.uint8, generator=torch.Generator().manual_seed(1)
+    )
+    points = torch.rand(16, 68, 2) * 60 + 6
+    plain, plain_points = augment_batch(images, points, 48, torch.Generator().manual_seed(2))
+    jittered, jittered_points = augment_batch(
+        images, points, 48, torch.Generator().manual_seed(2), photometric=1.0
+    )
+    assert torch.equal(plain_points, jittered_points)
+    changed = (plain - jittered).abs().flatten(1).mean(1)
+    assert (changed > 0.05).sum() >= 12  # nearly every image is changed (normalised units)
+    rgb = jittered * torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1) + torch.tensor(
+        [0.485, 0.456, 0.406]
+    ).view(1, 3, 1, 1)
+    assert rgb.min() >= -1e-5 and rgb.max() <= 1 + 1e-5
+
+
+def test_a_fourth_decoder_stage_halves_the_heatmap_stride():
+    net = HeatmapNet(18, 8, 68, 8, decoder_stages=4).eval()
+    assert net.heatmaps(torch.zeros(1, 3, 64, 64)).shape == (1, 68, 32, 32)
+    assert (net.stride, net.cell_centre) == (2, 0.5)  # cell i covers input pixels 2i and 2i + 1
+
+
 def test_crop_geometry_round_trip_and_resampling():
     points = np.array([[30.0, 40.0], [90.0, 60.0], [60.0, 110.0]])
     box = box_from_points(points)
