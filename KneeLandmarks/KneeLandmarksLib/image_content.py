@@ -1,9 +1,14 @@
-"""Is there a radiograph in the pixels? Checks of the image at stage 2's pixel size, before any network
-runs: blank or nearly blank images, images whose last rows or columns are one constant value (what a
-truncated JPEG decodes to), and uncorrelated noise (neighbouring pixels of a radiograph at 0.6 mm are
-strongly correlated: 0.95 or more on the ISBI films, about 0 for noise)."""
+"""Is there a radiograph in the pixels, at the pixel size given? Checks of the image at stage 2's pixel
+size, before any network runs: blank or nearly blank images, images whose last rows or columns are one
+constant value (what a truncated JPEG decodes to), and uncorrelated noise (neighbouring pixels of a
+radiograph at 0.6 mm are strongly correlated: 0.95 or more on the ISBI films, about 0 for noise). After
+the networks, for a result that does not look like a right-facing film (the pipeline's second pass): the
+film read at half and at double its pixel size, as given or mirrored, must not give stage 2 a clearly
+higher heatmap confidence than the result accepted (:func:`check_pixel_size`)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 from LandmarkCoreLib.errors import InputError
@@ -12,6 +17,8 @@ from LandmarkCoreLib.errors import InputError
 MAX_CONSTANT_EDGE_FRACTION = 0.1
 #: neighbouring-pixel correlation below this is refused as noise
 MIN_NEIGHBOUR_CORRELATION = 0.5
+#: the pixel size is also tried times these factors (a pixel size read or given 2x wrong)
+PIXEL_SIZE_FACTORS = (0.5, 2.0)
 
 
 def check_image_content(array: np.ndarray, what: str = "image") -> None:
@@ -57,3 +64,21 @@ def neighbour_correlation(array: np.ndarray) -> float:
         denominator = np.sqrt((a * a).sum() * (b * b).sum())
         values.append(float((a * b).sum() / denominator) if denominator > 0 else 0.0)
     return min(values)
+
+
+def check_pixel_size(
+    confidence: float, confidence_at: Callable[[float], float], pixel_size_mm: float, bound: float
+) -> None:
+    """Raise :class:`InputError` when stage 2's heatmap confidence with the film read at a pixel size of
+    ``pixel_size_mm`` times one of :data:`PIXEL_SIZE_FACTORS` (``confidence_at(factor)``) exceeds
+    ``bound`` times ``confidence``, the one at the pixel size given."""
+    for factor in PIXEL_SIZE_FACTORS:
+        other = confidence_at(factor)
+        if other > bound * confidence:
+            raise InputError(
+                "image",
+                f"the pixel size ({pixel_size_mm:g} mm) looks wrong: read at {factor * pixel_size_mm:g} mm "
+                f"the landmarks are found {other / confidence:.1f} times as confidently (stage-2 heatmap "
+                f"confidence {other:.4f} vs {confidence:.4f}; at most {bound:.2f} times expected): give "
+                "the film's true pixel size (--pixel-size)",
+            )

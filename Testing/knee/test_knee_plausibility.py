@@ -8,7 +8,7 @@ import copy
 import numpy as np
 import pytest
 import SimpleITK as sitk  # noqa: N813
-from KneeLandmarksLib.image_content import check_image_content
+from KneeLandmarksLib.image_content import check_image_content, check_pixel_size
 from KneeLandmarksLib.model_file import MODEL_KIND
 from KneeLandmarksLib.pipeline import KneeModel, default_model_path, detect_landmarks
 from KneeLandmarksLib.shape_model import ShapeModel, bounded_shape_model
@@ -124,10 +124,34 @@ def test_real_film_at_a_wrong_pixel_size_is_refused(data_root, bundled_model):
         detect_landmarks(bundled_model, image, pixel_size_mm=0.05, refine=False)
 
 
+def test_pixel_size_check_compares_half_and_double():
+    """Confidences as measured on film 152: 0.0241 at its 0.1 mm, 0.0090 told 0.2 mm."""
+    at_true = {0.5: 0.0034, 2.0: 0.0090}
+    check_pixel_size(0.0241, at_true.get, 0.1, 1.18)
+    with pytest.raises(InputError, match=r"pixel size \(0.2 mm\) looks wrong: read at 0.1 mm .* 2.7 times"):
+        check_pixel_size(0.0090, {0.5: 0.0241, 2.0: 0.0052}.get, 0.2, 1.18)
+
+
+@pytest.mark.realdata
+def test_real_film_at_double_its_pixel_size_is_refused(data_root, bundled_model):
+    """Film 152 told 0.2 mm passed the shape model (distance 16.1, size +3.4 SD) before the pixel-size
+    check; read at 0.1 mm its landmarks are found 2.7 times as confidently."""
+    from LandmarkCoreLib.datasets import isbi_cases
+
+    image = isbi_cases("test1", data_root)[1].read_image()
+    assert len(detect_landmarks(bundled_model, image, pixel_size_mm=0.1).points) == 19
+    with pytest.raises(InputError, match=r"pixel size \(0.2 mm\) looks wrong: read at 0.1 mm"):
+        detect_landmarks(bundled_model, image, pixel_size_mm=0.2)
+
+
 def test_crafted_confidence_bound_is_refused(tmp_path):
     stored = load_model_file(default_model_path(), MODEL_KIND)
     config = copy.deepcopy(stored.config)
     config["min_heatmap_confidence"] = 5.0
     save_model_file(tmp_path / "crafted.pt", ModelFile(stored.kind, config, stored.tensors))
     with pytest.raises(ModelFileError, match="min_heatmap_confidence 5.0 not in"):
+        KneeModel.load(tmp_path / "crafted.pt")
+    config = {**stored.config, "max_rescaled_confidence_ratio": float("nan")}
+    save_model_file(tmp_path / "crafted.pt", ModelFile(stored.kind, config, stored.tensors))
+    with pytest.raises(ModelFileError, match="max_rescaled_confidence_ratio nan not in"):
         KneeModel.load(tmp_path / "crafted.pt")

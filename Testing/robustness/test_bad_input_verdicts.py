@@ -7,35 +7,16 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from installed_commands import one_clear_line, run
 from LandmarkCoreLib.batch import LOG_NAME, SUMMARY_NAME, iter_records
 from LandmarkCoreLib.landmarks import LandmarkSet, write_landmarks
 
-BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.realdata
-
-
-def run(command: str, *args, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [BIN / command, *map(str, args)],
-        capture_output=True,
-        encoding="utf-8",
-        errors="replace",
-        timeout=timeout,
-    )
-
-
-def one_clear_line(result: subprocess.CompletedProcess, *words: str) -> None:
-    """Exit 2, no traceback, and the last line of stderr names what is wrong."""
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    last = result.stderr.strip().splitlines()[-1]
-    assert all(word in last for word in words), last
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +41,9 @@ def knee_batch(film, tmp_path_factory):
     (cases / "not_an_image.png").write_text("hello")
     grey = sitk.ReadImage(str(film))
     sitk.WriteImage(sitk.Flip(grey, (True, False)), str(cases / "mirrored.png"))
+    wrong_size = sitk.ReadImage(str(film.with_name("152.jpg")))  # passes the shape model at 0.2 mm
+    wrong_size.SetSpacing((0.2, 0.2))
+    sitk.WriteImage(wrong_size, str(cases / "double_pixel_size.nrrd"))
     out = root / "out"
     out.mkdir()
     (out / "blank.mrk.json").write_text("a result of an earlier run")
@@ -76,6 +60,7 @@ def knee_batch(film, tmp_path_factory):
         ("in/truncated.jpg", "failed", "JPEG file is truncated"),
         ("in/blank.png", "failed", "is blank"),
         ("in/noise.png", "failed", "looks like noise"),
+        ("in/double_pixel_size.nrrd", "failed", "pixel size (0.2 mm) looks wrong: read at 0.1 mm"),
         ("in/not_an_image.png", "failed", "not a readable image"),
         ("missing.jpg", "failed", "file does not exist"),
     ],
@@ -98,7 +83,7 @@ def test_knee_batch_exit_code_outputs_and_summary(knee_batch):
     assert not (out / "blank.mrk.json").exists()  # no stale result beside the new failure
     assert (out / "a_151.mrk.json").read_bytes() == (out / "b_151.mrk.json").read_bytes()
     assert (out / "a_151.mrk.json").stat().st_mode & 0o044 == 0o044  # readable by others
-    assert (out / SUMMARY_NAME).read_text().endswith("8 inputs: 3 done, 5 failed\n")
+    assert (out / SUMMARY_NAME).read_text().endswith("9 inputs: 3 done, 6 failed\n")
 
 
 @pytest.mark.parametrize(
