@@ -1,7 +1,7 @@
 """One-shot detection through the installed ``oneshot-landmarks`` commands on targets that lie: a slice
 thickness read 3x, a header mirrored by mistake, a truncated .nii.gz, NaN voxels, a legitimate left-handed
-voxel grid, and near-symmetric anatomy whose handedness the image content cannot confirm. One batch over
-all of them, each with its verdict in the batch log.
+voxel grid, near-symmetric anatomy whose handedness the image content cannot confirm, and a target whose
+pose the model gets wrong. One batch over all of them, each with its verdict in the batch log.
 
 The model: one short training (``oneshot-landmarks train``) on the MNI152 T1 template resampled to 2 mm
 with its 32 AFIDs; the targets are posed, warped copies (``posing.posed_copy``) with known landmarks."""
@@ -74,6 +74,8 @@ def _write_targets(reference: sitk.Image, landmarks: LandmarkSet, folder: Path) 
     write_image(folder / "header_mirrored.nii.gz", _header_mirrored(posed))
     write_image(folder / "symmetric.nii.gz", symmetric)
     write_image(folder / "symmetric_header_mirrored.nii.gz", _header_mirrored(symmetric))
+    wrong_pose, _, _ = posed_copy(_symmetrised(reference), landmarks, 3, recipe)
+    write_image(folder / "wrong_pose.nii.gz", wrong_pose)  # the tiny model: 46 mm off, correlation 0.15
     data = (folder / "left_handed.nii.gz").read_bytes()
     (folder / "truncated.nii.gz").write_bytes(data[: len(data) // 2])
     with_nan = sitk.GetArrayFromImage(posed)
@@ -146,6 +148,7 @@ def oneshot_batch(data_root, tmp_path_factory):
         ("nan_voxels.nii.gz", "failed", "NaN or infinite voxel values"),
         ("symmetric.nii.gz", "done", ""),
         ("symmetric_header_mirrored.nii.gz", "done", ""),
+        ("wrong_pose.nii.gz", "failed", "the registration did not find the structure"),
         ("missing.nii.gz", "failed", "file does not exist"),
     ],
 )
@@ -183,7 +186,7 @@ def test_unconfirmed_handedness_is_written_with_a_warning(oneshot_batch, case):
 def test_oneshot_batch_exit_code_and_outputs(oneshot_batch):
     result, records, out, _ = oneshot_batch
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
-    assert len(records) == 8
+    assert len(records) == 9
     written = sorted(p.name for p in out.glob("*.mrk.json"))
     assert written == ["left_handed.mrk.json", "symmetric.mrk.json", "symmetric_header_mirrored.mrk.json"]
-    assert (out / SUMMARY_NAME).read_text().endswith("8 inputs: 3 done, 5 failed\n")
+    assert (out / SUMMARY_NAME).read_text().endswith("9 inputs: 3 done, 6 failed\n")
