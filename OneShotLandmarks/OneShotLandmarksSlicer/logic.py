@@ -9,6 +9,7 @@ input is converted (and so checked) before anything starts or any node is create
 
 from __future__ import annotations
 
+import logging
 import pathlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,8 @@ from OneShotLandmarksLib.config import TrainingConfig
 CLI_MODULE = "OneShotLandmarksLib.cli"
 #: Volume files a batch reads (the CLI's own list).
 VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+#: markups-node attribute holding a detection's warnings (a result written, but to be checked)
+WARNINGS_ATTRIBUTE = "OneShotLandmarks.warnings"
 
 
 def _setting_text(value: Any) -> str:
@@ -226,7 +229,12 @@ class OneShotLandmarksLogic(SceneLogic):
             cancel=cancel,
             device=inputs.device,
         )
-        return scene_helpers.landmarks_into_node(result.landmarks, inputs.targetVolume, inputs.outputNode)
+        node = scene_helpers.landmarks_into_node(result.landmarks, inputs.targetVolume, inputs.outputNode)
+        node.RemoveAttribute(WARNINGS_ATTRIBUTE)  # a reused node keeps no earlier warning
+        if result.warnings:  # written, but to be checked (e.g. handedness not confirmed)
+            node.SetAttribute(WARNINGS_ATTRIBUTE, "; ".join(result.warnings))
+            logging.warning("%s: %s", node.GetName(), "; ".join(result.warnings))
+        return node
 
     def evaluate(self, detectedNode, truthNode, tableNode=None):
         """(error table node, mean radial error in mm) of detected against ground-truth landmarks."""

@@ -16,7 +16,12 @@ from LandmarkCoreLib.errors import InputError, ModelFileError
 from LandmarkCoreLib.landmarks import LPS_RAS_FLIP, LandmarkSet
 from LandmarkCoreLib.modelfile import ModelFile, save_model_file
 from module_test_helpers import scene_snapshot
-from OneShotLandmarksSlicer.logic import DetectionInputs, OneShotLandmarksLogic, TrainingInputs
+from OneShotLandmarksSlicer.logic import (
+    WARNINGS_ATTRIBUTE,
+    DetectionInputs,
+    OneShotLandmarksLogic,
+    TrainingInputs,
+)
 from OneShotLandmarksSlicer.selftest import TINY as SELF_TEST_TRAINING
 
 pytestmark = pytest.mark.realdata
@@ -96,6 +101,9 @@ def test_logic_detection_equals_headless_pipeline(case):
         OneShotModel.load(inputs.modelPath), read_image(nodes["target_file"]), device="cpu"
     )
     np.testing.assert_allclose(_ras(node), headless.landmarks.points * LPS_RAS_FLIP, atol=SAME_RESULT_MM)
+    # a mouse skull is too symmetric for the image content to confirm its handedness: the node says so
+    assert "handedness could not be confirmed" in node.GetAttribute(WARNINGS_ATTRIBUTE)
+    assert node.GetAttribute(WARNINGS_ATTRIBUTE) == "; ".join(headless.warnings)
 
     truth = nodes["target_truth"].subset(labels).points * LPS_RAS_FLIP
     errors = np.linalg.norm(_ras(node) - truth, axis=1)
