@@ -129,7 +129,7 @@ class Job:
         name: str | None = None,
         success_codes: Sequence[int] = (0,),
     ) -> None:
-        """``success_codes``: exit statuses that are not failures (e.g. 3 = 'done, some flagged')."""
+        """``success_codes``: exit statuses that are not failures (a batch: 1 = 'some inputs failed')."""
         self.command = [str(c) for c in command]
         self._success_codes = tuple(success_codes)
         self.name = name or " ".join(self.command[1:4])
