@@ -54,17 +54,22 @@ class FaceLandmarksLogic(DetectorLogic):
         return -bounds[1], -bounds[3], -bounds[0], -bounds[2]  # LPS x = -R, y = -A
 
     def detectImage(self, model: Any, image: Any, inputs: FaceInputs, notice=None):
-        """The 68 landmarks in the face region; InputError when the heatmaps say there is no face
-        (nothing is added to the scene) unless ``inputs.keepFlagged``."""
-        from FaceLandmarksLib.pipeline import detect_landmarks
+        """The landmarks of the largest face in the face region (see :meth:`detectEveryObject`)."""
+        return self.detectEveryObject(model, image, inputs, notice)[0]
+
+    def detectEveryObject(self, model: Any, image: Any, inputs: FaceInputs, notice=None) -> list:
+        """The 68 landmarks of every face in the face region, largest first (the ROI's one face when
+        given); InputError when the heatmaps say there is no face (nothing is added to the scene) unless
+        ``inputs.keepFlagged``."""
+        from FaceLandmarksLib.pipeline import detect_every_face
 
         what = f"photograph '{inputs.inputVolume.GetName()}'"
         box = self.faceBox(inputs.roi) if inputs.roi is not None else None
-        detection = detect_landmarks(model, image, box, what=what)
-        if detection.flagged_no_face and not inputs.keepFlagged:
+        faces = detect_every_face(model, image, box, what=what)
+        if faces[0].flagged_no_face and not inputs.keepFlagged:
             raise InputError(
                 what,
                 f"no face found in the face region (mean heatmap peak "
-                f"{detection.peak_confidence.mean():.2f}); draw a face ROI around the face",
+                f"{faces[0].peak_confidence.mean():.2f}); draw a face ROI around the face",
             )
-        return detection.landmarks
+        return [face.landmarks for face in faces]

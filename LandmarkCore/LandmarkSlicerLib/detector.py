@@ -101,6 +101,13 @@ class DetectorLogic(SceneLogic):
         """The Lib's detection on a 2D SimpleITK image (LPS)."""
         raise NotImplementedError
 
+    def detectEveryObject(
+        self, model: Any, image: Any, inputs: DetectorInputs, notice=None
+    ) -> list[LandmarkSet]:
+        """One landmark set per object in the image (e.g. every face of a group photograph), the main one
+        first; a module with one object per image leaves this as :meth:`detectImage`."""
+        return [self.detectImage(model, image, inputs, notice)]
+
     def prepareModelFile(self, inputs: DetectorInputs, path: Path) -> None:
         """Make ``path`` hold the model before it is loaded (e.g. import a foreign snapshot)."""
 
@@ -121,13 +128,23 @@ class DetectorLogic(SceneLogic):
         return self.model
 
     def detect(self, inputs: DetectorInputs, model: Any = None, notice=None) -> Any:
-        """Landmarks on the 2D image ``inputs.inputVolume``, on its slice plane; the markups node."""
+        """Landmarks on the 2D image ``inputs.inputVolume``, on its slice plane; the markups node (the
+        main object's; every further object gets its own new node, listed by :meth:`detectEvery`)."""
+        return self.detectEvery(inputs, model, notice)[0]
+
+    def detectEvery(self, inputs: DetectorInputs, model: Any = None, notice=None) -> list:
+        """One markups node per object: the main one in ``inputs.outputNode`` (or a new node), each
+        further one in a new node named after it ("photo landmarks (2)", ...)."""
         model = model if model is not None else self.model
         require_node(model, "model")
         require_node(inputs.inputVolume, "image")
         image = volume_node_to_image(inputs.inputVolume, dimension=2)
-        landmarks = self.detectImage(model, image, inputs, notice)
-        return scene_helpers.landmarks_into_node(landmarks, inputs.inputVolume, inputs.outputNode)
+        main, *others = self.detectEveryObject(model, image, inputs, notice)
+        nodes = [scene_helpers.landmarks_into_node(main, inputs.inputVolume, inputs.outputNode)]
+        for number, landmarks in enumerate(others, start=2):
+            name = f"{nodes[0].GetName()} ({number})"
+            nodes.append(scene_helpers.landmarks_into_node(landmarks, inputs.inputVolume, name=name))
+        return nodes
 
     def startBatchDetection(self, inputs: DetectorInputs) -> tasks.BackgroundTask:
         """Detect on every image of ``inputs.batchInputFolder`` with the loaded model, in a child process.

@@ -54,15 +54,18 @@ def new_or_given_node(node: Any, scene: Any, class_name: str, name: str) -> Any:
     return scene.AddNewNodeByClass(class_name, scene.GenerateUniqueName(name))
 
 
-def landmarks_into_node(landmarks: LandmarkSet, volume_node: Any, output_node: Any = None) -> Any:
-    """Put ``landmarks`` (LPS; 2D ones onto the volume's slice plane) into ``output_node`` or a new node."""
+def landmarks_into_node(
+    landmarks: LandmarkSet, volume_node: Any, output_node: Any = None, name: str | None = None
+) -> Any:
+    """Put ``landmarks`` (LPS; 2D ones onto the volume's slice plane) into ``output_node`` or a new node
+    (named ``name``, by default "<volume> landmarks", made unique in the scene)."""
     world = planar_landmarks_to_world(landmarks, volume_node)
     if output_node is not None:
         set_markups_points(output_node, world)
         return output_node
     scene = scene_of(volume_node)
     return landmarks_to_markups_node(
-        world, scene, scene.GenerateUniqueName(f"{volume_node.GetName()} landmarks")
+        world, scene, scene.GenerateUniqueName(name or f"{volume_node.GetName()} landmarks")
     )
 
 

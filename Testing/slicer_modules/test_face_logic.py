@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
 import slicer
 import torch
 import vtk
@@ -103,6 +104,33 @@ def test_detect_with_and_without_a_face_roi_equals_the_headless_pipeline(scene, 
     local = np.c_[ras[:, :2], np.full(68, 7.0), np.ones(68)]
     on_plane = (slicer.util.arrayFromVTKMatrix(matrix) @ local.T).T[:, :3]
     np.testing.assert_allclose(world, on_plane, atol=1e-6)
+
+
+def test_every_face_of_a_group_photograph_gets_its_own_point_list(scene, photograph):
+    """The bundled model on the photograph beside a copy of itself: two point lists, each within 0.10
+    NME of a different copy (the largest first in the given node, the other in a new node)."""
+    from FaceLandmarksLib.pipeline import FaceModel
+    from FaceLandmarksLib.scoring import normalised_errors
+    from LandmarkSlicerLib.mrml_bridge import image_to_volume_node
+
+    sample, image = photograph
+    pixels = sitk.GetArrayFromImage(image)
+    width = pixels.shape[1]
+    group = sitk.GetImageFromArray(np.concatenate([pixels, pixels], axis=1), isVector=True)
+    volume = image_to_volume_node(group, scene, "group")
+    given = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "faces")
+    nodes = FaceLandmarksLogic(scene).detectEvery(
+        FaceInputs(inputVolume=volume, outputNode=given), FaceModel.load()
+    )
+    assert [n.GetName() for n in nodes] == ["faces", "faces (2)"]
+    copies = [sample.points, sample.points + np.array([width, 0.0])]
+    nearest = []
+    for node in nodes:
+        lps = slicer.util.arrayFromMarkupsControlPoints(node)[:, :2] * LPS_RAS_FLIP[:2]
+        errors = [float(np.mean(normalised_errors(lps[None], copy[None]))) for copy in copies]
+        assert min(errors) < 0.10, errors
+        nearest.append(int(np.argmin(errors)))
+    assert sorted(nearest) == [0, 1]
 
 
 def test_no_face_and_bad_models_are_refused_without_touching_the_scene(scene, photograph, tmp_path):
