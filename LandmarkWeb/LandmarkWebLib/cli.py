@@ -13,6 +13,8 @@ import threading
 import time
 from pathlib import Path
 
+from .session import IDLE_SECONDS
+
 MAX_SESSIONS = 8
 
 
@@ -51,7 +53,8 @@ class Sessions:
                 raise RuntimeError(f"{MAX_SESSIONS} sessions are open; close a tab first")
             port = free_port(self.args.host)
             command = [sys.executable, "-m", "LandmarkWebLib.session", "--port", str(port),
-                       "--host", self.args.host, "--max-upload-mb", str(self.args.max_upload_mb)]  # fmt: skip
+                       "--host", self.args.host, "--max-upload-mb", str(self.args.max_upload_mb),
+                       "--idle-seconds", str(self.args.idle_seconds)]  # fmt: skip
             if self.args.data_folder:
                 command += ["--data-folder", str(self.args.data_folder)]
             process = subprocess.Popen(command)
@@ -93,9 +96,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--data-folder", type=Path, help="server-side folder the pages may read files from")
     parser.add_argument("--max-upload-mb", type=float, default=200.0, help="largest upload accepted (MiB)")
+    parser.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=IDLE_SECONDS,
+        help=f"a tab's session ends this long after the tab closed (default {IDLE_SECONDS:g})",
+    )
     args = parser.parse_args(argv)
     if args.data_folder is not None and not args.data_folder.is_dir():
         parser.error(f"--data-folder: '{args.data_folder}' is not a folder")
+    if not 1 <= args.idle_seconds <= 86400:
+        parser.error(f"--idle-seconds: must be in [1, 86400], got {args.idle_seconds}")
     return args
 
 

@@ -192,16 +192,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--data-folder")
     parser.add_argument("--max-upload-mb", type=float, default=200.0)
+    parser.add_argument("--idle-seconds", type=float, default=IDLE_SECONDS)
     args = parser.parse_args(argv)
     use_layer_dm()
     from trame.app import get_server
 
     server = get_server(client_type="vue3")
     build(server, args.data_folder, args.max_upload_mb)
-    # The session ends IDLE_SECONDS after its tab closed (wslink's no-client timeout); a running job is
-    # cancelled then (OneShotPage.cancel on server exit).
+    # The session ends --idle-seconds after its tab closed, or after it started when no tab connects
+    # (wslink's no-client timeout); a running job is cancelled then (OneShotPage.cancel on server exit).
     server.start(
-        port=args.port, host=args.host, open_browser=False, show_connection_info=False, timeout=IDLE_SECONDS
+        port=args.port,
+        host=args.host,
+        open_browser=False,
+        show_connection_info=False,
+        timeout=args.idle_seconds,
     )
 
 

@@ -34,8 +34,9 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(data_folder: Path, tmp_path: Path):
-    """``landmark-detection-web`` as a child process; (process, front-door URL) once it listens."""
+def start_server(data_folder: Path, tmp_path: Path, *options: str):
+    """``landmark-detection-web`` (with ``options``) as a child process; (process, log, front-door URL)
+    once it listens."""
     port = _free_port()
     log = open(tmp_path / "server.log", "w")  # noqa: SIM115 (closed by the fixture)
     command = [
@@ -46,6 +47,7 @@ def start_server(data_folder: Path, tmp_path: Path):
         str(port),
         "--data-folder",
         str(data_folder),
+        *options,
     ]
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     for _ in range(200):
@@ -63,11 +65,12 @@ def start_server(data_folder: Path, tmp_path: Path):
 
 @pytest.fixture
 def web_server(tmp_path):
-    """A factory: ``web_server(data_folder)`` -> front-door URL; the server is stopped afterwards."""
+    """A factory: ``web_server(data_folder, *options)`` -> front-door URL; the server is stopped
+    afterwards."""
     started = []
 
-    def start(data_folder: Path) -> str:
-        process, log, url = start_server(data_folder, tmp_path)
+    def start(data_folder: Path, *options: str) -> str:
+        process, log, url = start_server(data_folder, tmp_path, *options)
         started.append((process, log))
         return url
 
