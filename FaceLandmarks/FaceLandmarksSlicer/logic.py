@@ -6,11 +6,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from LandmarkCoreLib.errors import InputError
+from LandmarkCoreLib.images import IMAGE_SUFFIXES_2D
 from LandmarkSlicerLib.detector import DetectorInputs, DetectorLogic
 
 FACE_REGIONS = ("whole image", "ROI")
-#: Photographs a batch reads.
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
 
 @dataclass
@@ -39,7 +38,7 @@ class FaceLandmarksLogic(DetectorLogic):
         return FaceLandmarksParameterNode(self.parameterNodeMRML())
 
     def imageSuffixes(self):
-        return IMAGE_SUFFIXES
+        return IMAGE_SUFFIXES_2D  # what the CLI reads
 
     def describeModel(self, model) -> str:
         return f"68-point face model from {self.modelPath.name if self.modelPath else 'memory'}"

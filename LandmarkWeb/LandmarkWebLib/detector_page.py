@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from .files import IMAGE_SUFFIXES
+from LandmarkCoreLib.images import IMAGE_SUFFIXES_2D as IMAGE_SUFFIXES
+
 from .widgets import button, download_button, file_chooser, message
 
 

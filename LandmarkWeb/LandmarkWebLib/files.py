@@ -8,8 +8,6 @@ from pathlib import Path
 
 from LandmarkCoreLib.errors import InputError
 
-VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 LANDMARK_SUFFIXES = (".mrk.json", ".fcsv", ".csv")
 
 

@@ -10,7 +10,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .files import LANDMARK_SUFFIXES, VOLUME_SUFFIXES
+from LandmarkCoreLib.images import IMAGE_SUFFIXES_3D as VOLUME_SUFFIXES
+
+from .files import LANDMARK_SUFFIXES
 from .session import png_data_url
 from .widgets import button, download_button, file_chooser, message
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import vtk
 from LandmarkCoreLib.errors import InputError
+from LandmarkCoreLib.images import IMAGE_SUFFIXES_3D
 from LandmarkCoreLib.settings import setting_arguments, settings_to_dict, validate_settings
 from LandmarkSlicerLib import scene as scene_helpers
 from LandmarkSlicerLib import tasks
@@ -30,8 +31,6 @@ from LandmarkSlicerLib.scene import require_node, require_path
 from OneShotLandmarksLib.config import TrainingConfig
 
 CLI_MODULE = "OneShotLandmarksLib.cli"
-#: Volume files a batch reads (the CLI's own list).
-VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 #: markups-node attribute holding a detection's warnings (a result written, but to be checked)
 WARNINGS_ATTRIBUTE = "OneShotLandmarks.warnings"
 
@@ -363,7 +362,7 @@ class OneShotLandmarksLogic(SceneLogic):
         """
         self.loadModel(modelPath if modelPath is not None else self.modelPath)  # a foreign file fails here
         # refuses a missing folder or one without volumes before the child process starts
-        scene_helpers.image_files(require_path(inputs.inputFolder, "input folder"), VOLUME_SUFFIXES)
+        scene_helpers.image_files(require_path(inputs.inputFolder, "input folder"), IMAGE_SUFFIXES_3D)
         outputFolder = require_path(inputs.outputFolder, "output folder")
         return tasks.start_batch_task(
             CLI_MODULE,
