@@ -405,6 +405,11 @@ def detect_landmarks(
     fixed = sitk.Resample(prepared, fixed_grid, pose, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
     registered = register(fixed, model.registration_patch, model.detection, progress, cancel, seed)
     timings["registration"] = time.perf_counter() - clock
+    if method == "oneshot" and -registered.metric < MIN_REGISTRATION_CORRELATION:
+        raise PoseNotFoundError(
+            f"the registration did not find the structure: correlation with the reference "
+            f"{-registered.metric:.2f} < {MIN_REGISTRATION_CORRELATION} (correct targets 0.56-0.99)"
+        )
     warnings = []
     if method == "oneshot" and model.detection.check_handedness:
         clock = time.perf_counter()
@@ -412,11 +417,6 @@ def detect_landmarks(
         info["rotation_scores"]["handedness"] = {"as_read": -registered.metric, "mirrored": mirrored}
         timings["handedness"] = time.perf_counter() - clock
         warnings = handedness_warnings(-registered.metric, mirrored)
-    if method == "oneshot" and -registered.metric < MIN_REGISTRATION_CORRELATION:
-        raise PoseNotFoundError(
-            f"the registration did not find the structure: correlation with the reference "
-            f"{-registered.metric:.2f} < {MIN_REGISTRATION_CORRELATION} (correct targets 0.56-0.99)"
-        )
     patch_points = transport_points(model.landmarks.points, registered)
     points = apply_pose(patch_points, rotation, model.reference_centre, centre)
     require_inside_target(points, target, model.landmarks.labels)
