@@ -64,6 +64,11 @@ def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a landmark detector with one method on N labelled images")
     p.add_argument("-o", "--output", type=Path, required=True)
     p.add_argument("--source", type=Path, help="'face-source' model file (all methods but HG)")
+    p.add_argument(
+        "--init-model",
+        type=Path,
+        help="'face-model' file whose weights the training starts from (fine-tuning, e.g. the bundled model)",
+    )
     add_setting_arguments(p, TargetConfig)
     p.add_argument(
         "--input-size",
@@ -139,11 +144,12 @@ def _run_train_source(args) -> None:
 def _run_train(args) -> None:
     from LandmarkCoreLib.modelfile import load_model_file
 
-    from .training import SOURCE_KIND, train_target
+    from .training import MODEL_KIND, SOURCE_KIND, train_target
 
     torch.set_num_threads(args.threads)
     config = settings_from_arguments(TargetConfig, args)
     source = load_model_file(args.source, SOURCE_KIND) if args.source else None
+    initial = load_model_file(args.init_model, MODEL_KIND) if args.init_model else None
     input_size = source.config["input_size"] if source else args.input_size
     train, _ = _data_splits(args, input_size)
     train_target(
@@ -155,6 +161,7 @@ def _run_train(args) -> None:
         CancelToken(),
         log=lambda m: print(m, file=sys.stderr),
         export_only=args.export_checkpoint,
+        initial_model=initial,
     )
     print(f"wrote {args.output}")
 

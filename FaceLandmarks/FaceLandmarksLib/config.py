@@ -95,6 +95,8 @@ def check_target_config(model: ModelFile) -> None:
         settings_from_dict(TargetConfig, config["training"], "training")
     if config.get("source") is not None:
         settings_from_dict(SourceConfig, config["source"], "source training")
+    if config.get("fine_tuned_from") is not None:
+        settings_from_dict(TargetConfig, config["fine_tuned_from"], "training of the initial model")
 
 
 def check_source_config(model: ModelFile) -> None:

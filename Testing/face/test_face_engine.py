@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -43,7 +44,7 @@ from FaceLandmarksLib.training import (
 )
 from FaceLandmarksLib.vggface2_import import import_vggface2
 from LandmarkCoreLib.errors import Cancelled, InputError, ModelFileError
-from LandmarkCoreLib.modelfile import ModelFile, save_model_file
+from LandmarkCoreLib.modelfile import ModelFile, load_model_file, save_model_file
 from LandmarkCoreLib.progress import CancelToken
 
 
@@ -210,6 +211,36 @@ def test_target_training_resumes_after_cancel_to_the_same_weights(tmp_path):
     resumed = train_target(split, config, tmp_path / "b.pt", source, log=lambda m: None)
     for key, value in straight.tensors["state_dict"].items():
         assert torch.allclose(value.float(), resumed.tensors["state_dict"][key].float(), atol=1e-5), key
+
+
+def test_fine_tuning_starts_from_the_given_detector_and_refuses_another_family(tmp_path):
+    """Zero learning-rate steps from an initial model keep its weights exactly (so they were loaded, not
+    the source's); the written file records what it was tuned from and passes the load-time checks; an
+    hourglass initial model for a ResNet method is refused."""
+    split = _tiny_split()
+    source = train_source(
+        split,
+        SourceConfig(width=8, input_size=32, epochs=1, batch_size=3),
+        tmp_path / "s.pt",
+        log=lambda m: None,
+    )
+    config = TargetConfig(method="FT", n_labels=4, steps=2, batch_size=2, decoder_channels=8)
+    first = train_target(split, config, tmp_path / "a.pt", source, log=lambda m: None)
+    frozen_lr = replace(config, learning_rate=1e-7, seed=1)
+    tuned = train_target(split, frozen_lr, tmp_path / "b.pt", source, log=lambda m: None, initial_model=first)
+    for key, value in first.tensors["state_dict"].items():
+        if value.is_floating_point() and "running" not in key:
+            assert torch.allclose(value, tuned.tensors["state_dict"][key], atol=1e-5), key
+    reloaded = load_model_file(tmp_path / "b.pt", "face-model")
+    assert reloaded.config["fine_tuned_from"]["steps"] == 2
+    hourglass = train_target(
+        split,
+        replace(config, method="HG", hourglass_width=4, hourglass_depth=2),
+        tmp_path / "h.pt",
+        log=lambda m: None,
+    )
+    with pytest.raises(InputError, match="is a hourglass network"):
+        train_target(split, config, tmp_path / "c.pt", source, log=lambda m: None, initial_model=hourglass)
 
 
 class _StubNet(torch.nn.Module):
