@@ -187,14 +187,14 @@ def _tiny_split(n: int = 6, size: int = 32) -> CachedSplit:
     )
 
 
+def _tiny_source(split: CachedSplit, tmp_path) -> ModelFile:
+    config = SourceConfig(width=8, input_size=32, epochs=1, batch_size=3)
+    return train_source(split, config, tmp_path / "s.pt", log=lambda m: None)
+
+
 def test_target_training_resumes_after_cancel_to_the_same_weights(tmp_path):
     split = _tiny_split()
-    source = train_source(
-        split,
-        SourceConfig(width=8, input_size=32, epochs=1, batch_size=3),
-        tmp_path / "s.pt",
-        log=lambda m: None,
-    )
+    source = _tiny_source(split, tmp_path)
     config = TargetConfig(
         method="CTD-Com", n_labels=4, steps=4, batch_size=2, decoder_channels=8, checkpoint_every=1
     )
@@ -218,12 +218,7 @@ def test_fine_tuning_starts_from_the_given_detector_and_refuses_another_family(t
     the source's); the written file records what it was tuned from and passes the load-time checks; an
     hourglass initial model for a ResNet method is refused."""
     split = _tiny_split()
-    source = train_source(
-        split,
-        SourceConfig(width=8, input_size=32, epochs=1, batch_size=3),
-        tmp_path / "s.pt",
-        log=lambda m: None,
-    )
+    source = _tiny_source(split, tmp_path)
     config = TargetConfig(method="FT", n_labels=4, steps=2, batch_size=2, decoder_channels=8)
     first = train_target(split, config, tmp_path / "a.pt", source, log=lambda m: None)
     frozen_lr = replace(config, learning_rate=1e-7, seed=1)
